@@ -1,0 +1,53 @@
+# SalsaNor Beat Machine backend. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+RUN := $(UV) run --frozen --no-sync
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv
+
+install: $(UV) ## Install the service and its dependencies (uv.lock)
+	$(UV) sync --frozen --no-dev
+
+install-dev: $(UV) ## Install with the development tools
+	$(UV) sync --frozen
+
+run: install ## Migrate and serve the API on http://127.0.0.1:8000/api (embedded set-up)
+	$(RUN) beatmachine serve
+
+migrate: install ## Upgrade the database to the newest schema
+	$(RUN) beatmachine migrate
+
+worker: install ## Run the background job worker
+	$(RUN) beatmachine worker
+
+test: install-dev ## Run the whole test suite
+	$(RUN) pytest
+
+lint: install-dev ## ruff check and format check
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+typecheck: install-dev ## mypy --strict on the package
+	$(RUN) mypy
+
+format: install-dev ## Format the code
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+bench: install-dev ## Benchmarks against PostgreSQL + Redis (see bench/README.md)
+	$(RUN) python bench/auth_profile.py
+
+clean: ## Remove local state (database, outbox, generated secret)
+	rm -rf var
+
+.PHONY: help install install-dev run migrate worker test lint typecheck format bench clean

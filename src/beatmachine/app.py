@@ -1,0 +1,160 @@
+"""The app factory: shared services, middleware, error handlers, routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sentry_sdk
+from brotli_asgi import BrotliMiddleware
+from fastapi import FastAPI
+from sqlalchemy import text
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from beatmachine import api
+from beatmachine.core.cache import create_cache
+from beatmachine.core.config import Settings, get_settings
+from beatmachine.core.db import create_engine, create_sessionmaker
+from beatmachine.core.errors import ServiceUnavailable, error_response, install_error_handlers
+from beatmachine.core.jobs import Scheduler
+from beatmachine.core.logging import configure_logging
+from beatmachine.core.mail import Mailer
+from beatmachine.core.metrics import Metrics
+from beatmachine.core.middleware import (
+    BodyGuardMiddleware,
+    RateLimitMiddleware,
+    RequestContextMiddleware,
+)
+from beatmachine.core.ratelimit import RateLimiter
+from beatmachine.core.responses import JSONResponse
+from beatmachine.core.security import PasswordHasherService
+from beatmachine.core.state import AppState
+
+EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Retry-After",
+    "ETag",
+]
+
+
+def build_state(settings: Settings) -> AppState:
+    """Create (without I/O on the network) every shared service of one app instance."""
+    metrics = Metrics()
+    engine = create_engine(
+        settings.effective_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        echo=settings.db_echo,
+    )
+    cache = create_cache(settings.redis_url, settings.redis_key_prefix)
+    return AppState(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        cache=cache,
+        limiter=RateLimiter(
+            settings.redis_url, settings.redis_key_prefix, enabled=settings.rate_limit_enabled
+        ),
+        mailer=Mailer(
+            settings.smtp_url, settings.mail_from, settings.effective_outbox_dir, metrics
+        ),
+        metrics=metrics,
+        passwords=PasswordHasherService(
+            time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_cost
+        ),
+        scheduler=Scheduler(cache, metrics),
+        jwt_secret=settings.signing_secret(),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    if settings.sentry_dsn:
+        sentry_sdk.init(dsn=settings.sentry_dsn, send_default_pii=False)
+    state = build_state(settings)
+    api.register_extensions(state)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.run_scheduler:
+            state.scheduler.start()
+        try:
+            yield
+        finally:
+            await state.scheduler.stop()
+            for close in state.on_shutdown:
+                await close()
+            await state.mailer.drain()
+            await state.cache.close()
+            await state.engine.dispose()
+
+    app = FastAPI(
+        title="Beat Machine API",
+        version="1.0.0",
+        description="Backend of the SalsaNor Beat Machine.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        default_response_class=JSONResponse,
+        lifespan=lifespan,
+    )
+    app.state.services = state
+    app.state.sessionmaker = state.sessionmaker
+    install_error_handlers(app)
+    app.include_router(api.router)
+    _add_operations_routes(app, state)
+
+    # Added innermost first: the last one wraps all the others.
+    app.add_middleware(
+        RateLimitMiddleware, limiter=state.limiter, settings=settings, jwt_secret=state.jwt_secret
+    )
+    app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BrotliMiddleware, minimum_size=1024, gzip_fallback=True, quality=4)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.effective_cors_origins,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID", "If-None-Match"],
+        expose_headers=EXPOSED_HEADERS,
+        max_age=600,
+    )
+    app.add_middleware(RequestContextMiddleware, metrics=state.metrics)
+    return app
+
+
+def _add_operations_routes(app: FastAPI, state: AppState) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, Any]:
+        return {"success": True, "data": {"status": "ok"}}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        checks: dict[str, str] = {}
+        try:
+            async with state.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        try:
+            await state.cache.ping()
+            await state.limiter.ping()
+            checks["redis"] = "ok" if state.settings.redis_url else "in-process"
+        except Exception as exc:
+            checks["redis"] = f"unreachable: {type(exc).__name__}"
+        if all(value in ("ok", "in-process") for value in checks.values()):
+            return JSONResponse({"success": True, "data": {"status": "ready", "checks": checks}})
+        return error_response(ServiceUnavailable("Not ready.", details={"checks": checks}))
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(_request: Request) -> Response:
+        body, content_type = state.metrics.render()
+        return Response(body, media_type=content_type)

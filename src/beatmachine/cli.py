@@ -1,0 +1,81 @@
+"""The `beatmachine` command line."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from beatmachine.app import build_state
+from beatmachine.core import migrate as migrations
+from beatmachine.core.config import get_settings
+from beatmachine.core.logging import configure_logging
+from beatmachine.users import service as users_service
+from beatmachine.worker import run_worker
+
+app = typer.Typer(help="SalsaNor Beat Machine backend.", no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def migrate(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Upgrade the database to the newest schema (or to REVISION)."""
+    migrations.upgrade(get_settings().effective_database_url, revision)
+    console.print(f"[green]database at {revision}[/green]")
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Bind address (HOST)."),
+    port: int | None = typer.Option(None, help="Port (PORT)."),
+    workers: int | None = typer.Option(None, help="Processes (WORKERS)."),
+    no_migrate: bool = typer.Option(False, "--no-migrate", help="Skip migrating first."),
+) -> None:
+    """Migrate, then serve the API."""
+    settings = get_settings()
+    if not no_migrate:
+        migrations.upgrade(settings.effective_database_url)
+    settings.signing_secret()  # every worker process must share one generated secret
+    uvicorn.run(
+        "beatmachine.main:app",
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        loop="uvloop",
+        http="httptools",
+        proxy_headers=False,
+        access_log=False,
+        log_config=None,
+    )
+
+
+@app.command("create-admin")
+def create_admin(email: str = typer.Argument(..., help="E-mail of an existing account.")) -> None:
+    """Make an existing account an administrator."""
+    async def run() -> None:
+        state = build_state(get_settings())
+        try:
+            async with state.sessionmaker() as session, session.begin():
+                user = await users_service.make_admin(session, email)
+            console.print(f"[green]{user.email} ({user.id}) is now an administrator[/green]")
+        finally:
+            await state.engine.dispose()
+
+    try:
+        asyncio.run(run())
+    except Exception as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def worker() -> None:
+    """Run the periodic background jobs (production: the API processes set RUN_SCHEDULER=false)."""
+    configure_logging(get_settings().log_level, json=get_settings().log_json)
+    asyncio.run(run_worker(get_settings()))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,91 @@
+"""A small key-value cache: Redis when `REDIS_URL` is set, in-process otherwise.
+
+Both implementations share one interface so that domains never know which one
+runs. Keys are namespaced with `REDIS_KEY_PREFIX`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+
+class Cache(Protocol):
+    async def get(self, key: str) -> bytes | None: ...
+    async def set(self, key: str, value: bytes, ttl: int | None = None) -> None: ...
+    async def delete(self, *keys: str) -> None: ...
+    async def ping(self) -> bool: ...
+    async def close(self) -> None: ...
+
+
+class MemoryCache:
+    """In-process cache for the embedded set-up (one process)."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._max_entries = max_entries
+
+    async def get(self, key: str) -> bytes | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        value, expires = entry
+        if expires is not None and expires <= time.monotonic():
+            self._data.pop(key, None)
+            return None
+        return value
+
+    async def set(self, key: str, value: bytes, ttl: int | None = None) -> None:
+        if len(self._data) >= self._max_entries:
+            self._evict()
+        self._data[key] = (value, time.monotonic() + ttl if ttl else None)
+
+    async def delete(self, *keys: str) -> None:
+        for key in keys:
+            self._data.pop(key, None)
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self._data.clear()
+
+    def _evict(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, (_, exp) in self._data.items() if exp is not None and exp <= now]:
+            del self._data[key]
+        while len(self._data) >= self._max_entries:
+            self._data.pop(next(iter(self._data)))
+
+
+class RedisCache:
+    """Cache shared by every API process through one Redis."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._redis.get(self._prefix + key)
+        return value if value is None else bytes(value)
+
+    async def set(self, key: str, value: bytes, ttl: int | None = None) -> None:
+        await self._redis.set(self._prefix + key, value, ex=ttl)
+
+    async def delete(self, *keys: str) -> None:
+        if keys:
+            await self._redis.delete(*(self._prefix + key for key in keys))
+
+    async def ping(self) -> bool:
+        return bool(await self._redis.ping())
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def create_cache(redis_url: str, prefix: str) -> Cache:
+    if not redis_url:
+        return MemoryCache()
+    return RedisCache(Redis.from_url(redis_url, socket_timeout=5, health_check_interval=30), prefix)

@@ -1,0 +1,172 @@
+"""Settings of the service, read from the environment (and an optional `.env`).
+
+Names follow the front end's `.env.example`, so one environment file serves both.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str | int) -> int:
+    """Turn `15m`, `1h`, `30d` or a number of seconds into seconds."""
+    if isinstance(value, int):
+        return value
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 900, 15m, 1h, 30d)")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; the defaults are the embedded set-up."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # --- server -----------------------------------------------------------
+    host: str = Field("127.0.0.1", alias="HOST")
+    port: int = Field(8000, alias="PORT")
+    workers: int = Field(1, alias="WORKERS")
+    var_dir: Path = Field(Path("var"), alias="VAR_DIR")
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
+    log_json: bool = Field(True, alias="LOG_JSON")
+    max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES")
+    sentry_dsn: str = Field("", alias="SENTRY_DSN")
+    run_scheduler: bool = Field(True, alias="RUN_SCHEDULER")
+
+    # --- database -----------------------------------------------------------
+    database_url: str = Field("", alias="DATABASE_URL")
+    db_pool_size: int = Field(10, alias="DB_POOL_SIZE")
+    db_max_overflow: int = Field(20, alias="DB_MAX_OVERFLOW")
+    db_echo: bool = Field(False, alias="DB_ECHO")
+
+    # --- redis ----------------------------------------------------------------
+    redis_url: str = Field("", alias="REDIS_URL")
+    redis_key_prefix: str = Field("bm:", alias="REDIS_KEY_PREFIX")
+
+    # --- auth -----------------------------------------------------------------
+    jwt_secret: str = Field("", alias="JWT_SECRET")
+    jwt_expires_in: int = Field(900, alias="JWT_EXPIRES_IN")
+    refresh_token_ttl: int = Field(30 * 86400, alias="REFRESH_TOKEN_TTL")
+    password_reset_ttl: int = Field(3600, alias="PASSWORD_RESET_TTL")
+    email_verification_ttl: int = Field(2 * 86400, alias="EMAIL_VERIFICATION_TTL")
+    account_deletion_grace: int = Field(30 * 86400, alias="ACCOUNT_DELETION_GRACE")
+    bcrypt_rounds: int = Field(12, alias="BCRYPT_ROUNDS")
+    argon2_time_cost: int = Field(3, alias="ARGON2_TIME_COST")
+    argon2_memory_cost: int = Field(65536, alias="ARGON2_MEMORY_COST")
+    admin_emails: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="ADMIN_EMAILS"
+    )
+
+    # --- OAuth providers (empty client id = provider off) ----------------------
+    google_client_id: str = Field("", alias="GOOGLE_CLIENT_ID")
+    google_jwks_url: str = Field(
+        "https://www.googleapis.com/oauth2/v3/certs", alias="GOOGLE_JWKS_URL"
+    )
+    google_issuers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["accounts.google.com", "https://accounts.google.com"],
+        alias="GOOGLE_ISSUERS",
+    )
+    apple_client_id: str = Field("", alias="APPLE_CLIENT_ID")
+    apple_jwks_url: str = Field("https://appleid.apple.com/auth/keys", alias="APPLE_JWKS_URL")
+    apple_issuer: str = Field("https://appleid.apple.com", alias="APPLE_ISSUER")
+    facebook_app_id: str = Field("", alias="FACEBOOK_APP_ID")
+    facebook_app_secret: str = Field("", alias="FACEBOOK_APP_SECRET")
+    facebook_graph_url: str = Field("https://graph.facebook.com", alias="FACEBOOK_GRAPH_URL")
+    oauth_http_timeout: float = Field(5.0, alias="OAUTH_HTTP_TIMEOUT")
+
+    # --- mail -------------------------------------------------------------------
+    smtp_url: str = Field("", alias="SMTP_URL")
+    mail_from: str = Field("Beat Machine <no-reply@salsanor.no>", alias="MAIL_FROM")
+    outbox_dir: Path | None = Field(None, alias="OUTBOX_DIR")
+
+    # --- limits -------------------------------------------------------------
+    rate_limit_enabled: bool = Field(True, alias="RATE_LIMIT_ENABLED")
+    rate_limit_anonymous: int = Field(100, alias="RATE_LIMIT_ANONYMOUS")
+    rate_limit_authenticated: int = Field(1000, alias="RATE_LIMIT_AUTHENTICATED")
+    rate_limit_window: int = Field(900, alias="RATE_LIMIT_WINDOW")
+    rate_limit_pattern_create: int = Field(20, alias="RATE_LIMIT_PATTERN_CREATE")
+    rate_limit_comment_create: int = Field(60, alias="RATE_LIMIT_COMMENT_CREATE")
+    login_fail_limit_account: int = Field(5, alias="LOGIN_FAIL_LIMIT_ACCOUNT")
+    login_fail_limit_ip: int = Field(20, alias="LOGIN_FAIL_LIMIT_IP")
+    login_fail_window: int = Field(900, alias="LOGIN_FAIL_WINDOW")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="TRUSTED_PROXIES"
+    )
+
+    # --- web ----------------------------------------------------------------
+    app_url: str = Field("http://localhost:3009", alias="APP_URL")
+    flavors: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["Salsa", "Merengue"], alias="FLAVORS"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="CORS_ORIGINS"
+    )
+
+    @field_validator("admin_emails", mode="before")
+    @classmethod
+    def _admin_emails(cls, value: Any) -> Any:
+        value = _split_csv(value)
+        return [email.lower() for email in value] if isinstance(value, list) else value
+
+    @field_validator("cors_origins", "google_issuers", "trusted_proxies", "flavors", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("jwt_expires_in", "refresh_token_ttl", "rate_limit_window", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    # --- derived ------------------------------------------------------------
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.var_dir / 'beatmachine.db'}"
+
+    @property
+    def effective_cors_origins(self) -> list[str]:
+        return self.cors_origins or [self.app_url.rstrip("/")]
+
+    @property
+    def effective_outbox_dir(self) -> Path:
+        return self.outbox_dir or self.var_dir / "outbox"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def signing_secret(self) -> str:
+        """The JWT secret; generated once into the var folder when none is set."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        path = self.var_dir / "jwt_secret"
+        if path.exists():
+            self.jwt_secret = path.read_text().strip()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.jwt_secret = secrets.token_urlsafe(48)
+            path.write_text(self.jwt_secret)
+            path.chmod(0o600)
+        return self.jwt_secret
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,72 @@
+"""Rate limiting on top of `limits`: Redis storage when configured, so that every API
+process shares one count, in-process memory otherwise."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_at: int  # Unix seconds
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self.reset_at - time.time()))
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_at),
+        }
+
+
+class RateLimiter:
+    """Counts hits per (name, key) in fixed windows."""
+
+    def __init__(self, redis_url: str, prefix: str, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._storage: Storage
+        if redis_url:
+            uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
+            self._storage = RedisStorage(uri, implementation="redispy", key_prefix=prefix + "rl")
+        else:
+            self._storage = MemoryStorage()
+        self._limiter = FixedWindowRateLimiter(self._storage)
+
+    @staticmethod
+    def _item(limit: int, window: int, name: str) -> RateLimitItem:
+        return RateLimitItemPerSecond(limit, window, namespace=name)
+
+    async def hit(self, name: str, key: str, *, limit: int, window: int, cost: int = 1) -> Decision:
+        """Count one request; `allowed` is False when it goes over the limit."""
+        item = self._item(limit, window, name)
+        allowed = await self._limiter.hit(item, key, cost=cost)
+        stats = await self._limiter.get_window_stats(item, key)
+        return Decision(allowed, limit, max(0, stats.remaining), int(math.ceil(stats.reset_time)))
+
+    async def peek(self, name: str, key: str, *, limit: int, window: int) -> Decision:
+        """The state of a limit without counting a hit."""
+        item = self._item(limit, window, name)
+        allowed = await self._limiter.test(item, key)
+        stats = await self._limiter.get_window_stats(item, key)
+        return Decision(allowed, limit, max(0, stats.remaining), int(math.ceil(stats.reset_time)))
+
+    async def clear(self, name: str, key: str, *, limit: int, window: int) -> None:
+        await self._limiter.clear(self._item(limit, window, name), key)
+
+    async def ping(self) -> bool:
+        return bool(await self._storage.check())
+
+    async def reset_all(self) -> None:
+        await self._storage.reset()

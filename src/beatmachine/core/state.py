@@ -1,0 +1,43 @@
+"""The shared services of one app instance, and the dependencies that hand them out."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from beatmachine.core.cache import Cache
+from beatmachine.core.config import Settings
+from beatmachine.core.jobs import Scheduler
+from beatmachine.core.mail import Mailer
+from beatmachine.core.metrics import Metrics
+from beatmachine.core.ratelimit import RateLimiter
+from beatmachine.core.security import PasswordHasherService
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    cache: Cache
+    limiter: RateLimiter
+    mailer: Mailer
+    metrics: Metrics
+    passwords: PasswordHasherService
+    scheduler: Scheduler
+    jwt_secret: str
+    # Services that domains attach (e.g. the OAuth verifier), and what closes them.
+    extensions: dict[str, Any] = field(default_factory=dict)
+    on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.services
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]

@@ -1,0 +1,5 @@
+"""ASGI entry point for uvicorn: `beatmachine.main:app`."""
+
+from beatmachine.app import create_app
+
+app = create_app()

@@ -1,0 +1,15 @@
+"""Every domain's tables, for Alembic and start-up. Imports only."""
+
+from beatmachine.auth.models import AuthSession, OAuthAccount, OneTimeToken, RefreshToken
+from beatmachine.core.db import Base
+from beatmachine.users.models import User, UserPreferences
+
+__all__ = [
+    "AuthSession",
+    "Base",
+    "OAuthAccount",
+    "OneTimeToken",
+    "RefreshToken",
+    "User",
+    "UserPreferences",
+]

@@ -1,0 +1,86 @@
+"""HTTP routes of the users domain."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from beatmachine.auth.dependencies import CurrentUser, OptionalUser
+from beatmachine.core.db import SessionDep
+from beatmachine.core.schemas import Envelope, error_responses, ok
+from beatmachine.core.state import StateDep
+from beatmachine.users import service
+from beatmachine.users.models import User
+from beatmachine.users.schemas import (
+    Me,
+    Preferences,
+    PreferencesEnvelope,
+    PreferencesUpdate,
+    ProfileUpdate,
+    ProfileUpdated,
+    PublicProfile,
+)
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+async def _me(session: SessionDep, state: StateDep, user: User) -> Me:
+    return Me(
+        id=user.id,
+        email=user.email,
+        display_name=user.display_name,
+        avatar=user.avatar,
+        bio=user.bio,
+        email_verified=user.email_verified_at is not None,
+        is_admin=service.is_admin(user, state.settings),
+        preferences=Preferences.model_validate(user.preferences),
+        stats=await service.own_stats(session, user),
+        deletion_scheduled_at=user.deletion_scheduled_at,
+        created_at=user.created_at,
+        updated_at=user.updated_at,
+    )
+
+
+@router.get("/me", response_model=Envelope[Me], responses=error_responses(401))
+async def get_me(session: SessionDep, state: StateDep, user: CurrentUser) -> Envelope[Me]:
+    return ok(await _me(session, state, user))
+
+
+@router.put("/me", response_model=Envelope[ProfileUpdated], responses=error_responses(401, 422))
+async def update_me(
+    body: ProfileUpdate, session: SessionDep, user: CurrentUser
+) -> Envelope[ProfileUpdated]:
+    user = await service.update_profile(session, user, body)
+    return ok(ProfileUpdated.model_validate(user))
+
+
+@router.put(
+    "/me/preferences",
+    response_model=Envelope[PreferencesEnvelope],
+    responses=error_responses(401, 422),
+)
+async def update_preferences(
+    body: PreferencesUpdate, session: SessionDep, state: StateDep, user: CurrentUser
+) -> Envelope[PreferencesEnvelope]:
+    preferences = await service.update_preferences(session, state.settings, user, body)
+    return ok(PreferencesEnvelope(preferences=Preferences.model_validate(preferences)))
+
+
+@router.get(
+    "/{user_id}", response_model=Envelope[PublicProfile], responses=error_responses(401, 404)
+)
+async def get_user(
+    user_id: str, session: SessionDep, viewer: OptionalUser
+) -> Envelope[PublicProfile]:
+    user = await service.get_user(session, user_id)
+    return ok(
+        PublicProfile(
+            id=user.id,
+            display_name=user.display_name,
+            avatar=user.avatar,
+            bio=user.bio,
+            stats=await service.public_stats(session, user),
+            # Follows arrive with the social domain; until then nobody follows anybody.
+            is_following=False,
+            created_at=user.created_at,
+        )
+    )

@@ -1,0 +1,174 @@
+"""Wire shapes of the users domain."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Annotated, Literal
+
+import nh3
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
+
+from beatmachine.core.schemas import CamelModel, RequestModel, Timestamp
+
+AVATAR_MAX_BYTES = 512 * 1024
+_DATA_URL = re.compile(r"^data:(image/(?:png|jpeg|webp|gif));base64,([A-Za-z0-9+/=\s]+)$")
+_MAGIC = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),
+}
+
+
+def plain_text(value: str) -> str:
+    """User text is stored with every HTML tag removed, so it can never run as markup."""
+    return nh3.clean(value, tags=set()).strip()
+
+
+def _non_blank(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty or only markup")
+    return value
+
+
+DisplayName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(plain_text),
+    AfterValidator(_non_blank),
+]
+Bio = Annotated[str, StringConstraints(max_length=500), AfterValidator(plain_text)]
+
+
+def validate_avatar(value: str) -> str:
+    """An http(s) URL, or a base64 data URL whose bytes really are the image type it claims."""
+    value = value.strip()
+    if value.startswith(("https://", "http://")):
+        if len(value) > 2048 or any(ch.isspace() for ch in value):
+            raise ValueError("must be a URL of at most 2048 characters")
+        return value
+    match = _DATA_URL.match(value)
+    if not match:
+        raise ValueError("must be an http(s) URL or a data:image/...;base64 URL")
+    media_type, payload = match.groups()
+    try:
+        raw = base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("is not valid base64") from exc
+    if len(raw) > AVATAR_MAX_BYTES:
+        raise ValueError(f"image is larger than {AVATAR_MAX_BYTES} bytes")
+    if not raw.startswith(_MAGIC[media_type]) or (
+        media_type == "image/webp" and raw[8:12] != b"WEBP"
+    ):
+        raise ValueError(f"content is not a {media_type} image")
+    return f"data:{media_type};base64,{base64.b64encode(raw).decode()}"
+
+
+Avatar = Annotated[str, AfterValidator(validate_avatar)]
+
+Flavor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Theme = Literal["light", "dark", "auto"]
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
+
+
+class Preferences(CamelModel):
+    default_bpm: int
+    default_key: int
+    default_flavor: str
+    use_glass_ui: bool = Field(alias="useGlassUI")
+    auto_play: bool
+    show_beat_numbers: bool
+    default_volume: float
+    theme: Theme
+    language: str
+    notify_likes: bool
+    notify_comments: bool
+    notify_follows: bool
+    notify_newsletter: bool
+
+
+class PreferencesUpdate(RequestModel):
+    default_bpm: Annotated[int, Field(ge=80, le=250, strict=True)] | None = None
+    default_key: Annotated[int, Field(ge=0, le=11, strict=True)] | None = None
+    default_flavor: Flavor | None = None
+    use_glass_ui: Annotated[bool, Field(strict=True)] | None = Field(None, alias="useGlassUI")
+    auto_play: Annotated[bool, Field(strict=True)] | None = None
+    show_beat_numbers: Annotated[bool, Field(strict=True)] | None = None
+    default_volume: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    theme: Theme | None = None
+    language: Language | None = None
+    notify_likes: Annotated[bool, Field(strict=True)] | None = None
+    notify_comments: Annotated[bool, Field(strict=True)] | None = None
+    notify_follows: Annotated[bool, Field(strict=True)] | None = None
+    notify_newsletter: Annotated[bool, Field(strict=True)] | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+
+class ProfileUpdate(RequestModel):
+    display_name: DisplayName | None = None
+    bio: Bio | None = None
+    avatar: Avatar | None = None
+
+    @field_validator("display_name", mode="before")
+    @classmethod
+    def _name_not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+
+class OwnStats(CamelModel):
+    patterns_created: int
+    patterns_shared: int
+    followers: int
+    following: int
+
+
+class PublicStats(CamelModel):
+    patterns_shared: int
+    followers: int
+
+
+class Me(CamelModel):
+    id: str
+    email: str
+    display_name: str
+    avatar: str | None
+    bio: str | None
+    email_verified: bool
+    is_admin: bool
+    preferences: Preferences
+    stats: OwnStats
+    deletion_scheduled_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class ProfileUpdated(CamelModel):
+    id: str
+    display_name: str
+    bio: str | None
+    avatar: str | None
+    updated_at: Timestamp
+
+
+class PreferencesEnvelope(CamelModel):
+    preferences: Preferences
+
+
+class PublicProfile(CamelModel):
+    id: str
+    display_name: str
+    avatar: str | None
+    bio: str | None
+    stats: PublicStats
+    is_following: bool
+    created_at: Timestamp

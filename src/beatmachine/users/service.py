@@ -1,0 +1,153 @@
+"""Accounts, profiles and preferences."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from beatmachine.core.config import Settings
+from beatmachine.core.errors import ValidationFailed
+from beatmachine.core.ids import new_id, utcnow
+from beatmachine.users.exceptions import UserNotFound
+from beatmachine.users.models import User, UserPreferences
+from beatmachine.users.schemas import (
+    OwnStats,
+    PreferencesUpdate,
+    ProfileUpdate,
+    PublicStats,
+)
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def get_user(session: AsyncSession, user_id: str) -> User:
+    """The active account with this id, or `UserNotFound` (also for accounts being deleted)."""
+    user = await session.get(User, user_id)
+    if user is None or user.deletion_scheduled_at is not None:
+        raise UserNotFound()
+    return user
+
+
+async def find_by_email(session: AsyncSession, email: str) -> User | None:
+    result = await session.execute(select(User).where(User.email == normalise_email(email)))
+    return result.unique().scalar_one_or_none()
+
+
+async def create_user(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    email: str,
+    display_name: str,
+    password_hash: str | None,
+    email_verified: bool = False,
+) -> User:
+    """Create an account with default preferences. The caller checks the email is free."""
+    email = normalise_email(email)
+    now = utcnow()
+    user = User(
+        id=new_id("usr"),
+        email=email,
+        display_name=display_name,
+        password_hash=password_hash,
+        is_admin=email in settings.admin_emails,
+        email_verified_at=now if email_verified else None,
+        created_at=now,
+        updated_at=now,
+    )
+    user.preferences = UserPreferences(
+        user_id=user.id, default_flavor=settings.flavors[0] if settings.flavors else "Salsa"
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+def is_admin(user: User, settings: Settings) -> bool:
+    """Admins are flagged in the database or listed in `ADMIN_EMAILS`."""
+    return user.is_admin or user.email in settings.admin_emails
+
+
+async def make_admin(session: AsyncSession, email: str) -> User:
+    user = await find_by_email(session, email)
+    if user is None:
+        raise UserNotFound(f"No account with the email {normalise_email(email)}.")
+    user.is_admin = True
+    await session.flush()
+    return user
+
+
+async def update_profile(session: AsyncSession, user: User, changes: ProfileUpdate) -> User:
+    """Apply the fields the client sent; absent fields keep their value."""
+    for field in changes.model_fields_set:
+        setattr(user, field, getattr(changes, field))
+    user.updated_at = utcnow()
+    await session.flush()
+    return user
+
+
+async def update_preferences(
+    session: AsyncSession, settings: Settings, user: User, changes: PreferencesUpdate
+) -> UserPreferences:
+    """Apply the preferences the client sent, after checking the flavor is one we serve."""
+    if "default_flavor" in changes.model_fields_set and changes.default_flavor not in settings.flavors:
+        raise ValidationFailed(
+            details={
+                "fields": [
+                    {
+                        "field": "defaultFlavor",
+                        "message": f"must be one of {', '.join(settings.flavors)}",
+                        "type": "enum",
+                    }
+                ]
+            }
+        )
+    preferences = user.preferences
+    for field in changes.model_fields_set:
+        setattr(preferences, field, getattr(changes, field))
+    user.updated_at = utcnow()
+    await session.flush()
+    return preferences
+
+
+async def own_stats(session: AsyncSession, user: User) -> OwnStats:
+    """Counts for the owner's profile.
+
+    Patterns and follows do not exist yet in this release, so every count is zero;
+    the pattern and social domains compute theirs from their own tables.
+    """
+    return OwnStats(patterns_created=0, patterns_shared=0, followers=0, following=0)
+
+
+async def public_stats(session: AsyncSession, user: User) -> PublicStats:
+    own = await own_stats(session, user)
+    return PublicStats(patterns_shared=own.patterns_shared, followers=own.followers)
+
+
+async def schedule_deletion(session: AsyncSession, user: User, when: datetime) -> None:
+    user.deletion_scheduled_at = when
+    await session.flush()
+
+
+async def cancel_deletion(session: AsyncSession, user: User) -> None:
+    user.deletion_scheduled_at = None
+    await session.flush()
+
+
+async def purge_deleted(session: AsyncSession, now: datetime) -> Sequence[str]:
+    """Remove accounts whose deletion grace period is over; their data goes with them."""
+    ids = (
+        await session.execute(
+            select(User.id).where(
+                User.deletion_scheduled_at.is_not(None), User.deletion_scheduled_at <= now
+            )
+        )
+    ).scalars().all()
+    if ids:
+        await session.execute(delete(User).where(User.id.in_(ids)))
+    return ids
