@@ -31,7 +31,7 @@ worker: install ## Run the background job worker
 	$(RUN) beatmachine worker
 
 test: install-dev ## Run the whole test suite
-	$(RUN) pytest
+	$(RUN) pytest -n $${PYTEST_WORKERS:-4}
 
 lint: install-dev ## ruff check and format check
 	$(RUN) ruff check .

@@ -13,6 +13,7 @@ module or conftest: `from tests.idp import identity_provider`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -44,6 +45,11 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 def new_rsa_key() -> rsa.RSAPrivateKey:
     """A fresh 2048-bit RSA private key."""
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@functools.cache
+def _default_key() -> rsa.RSAPrivateKey:
+    return new_rsa_key()
 
 
 def new_ec_key() -> ec.EllipticCurvePrivateKey:
@@ -80,7 +86,9 @@ class IdentityProvider:
         facebook_app_id: str = FACEBOOK_APP_ID,
         facebook_app_secret: str = FACEBOOK_APP_SECRET,
     ) -> None:
-        self.key: PrivateKey = new_rsa_key()
+        # Shared across instances: RSA generation costs ~50 ms, and tests that need a
+        # different key make their own.
+        self.key: PrivateKey = _default_key()
         self.kid = "idp-key-1"
         self.facebook_app_id = facebook_app_id
         self.facebook_app_secret = facebook_app_secret
@@ -113,7 +121,10 @@ class IdentityProvider:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="idp", daemon=True)
+        # A short poll interval so `stop()` (shutdown) returns promptly.
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="idp", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -1,7 +1,7 @@
 """users and auth
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25 20:29:43.594615
 """
 

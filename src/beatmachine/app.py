@@ -27,6 +27,7 @@ from beatmachine.core.middleware import (
     BodyGuardMiddleware,
     RateLimitMiddleware,
     RequestContextMiddleware,
+    UnexpectedErrorMiddleware,
 )
 from beatmachine.core.ratelimit import RateLimiter
 from beatmachine.core.responses import JSONResponse
@@ -83,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        for start in state.on_startup:
+            await start()
         if settings.run_scheduler:
             state.scheduler.start()
         try:
@@ -113,9 +116,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Added innermost first: the last one wraps all the others.
     app.add_middleware(
+        BodyGuardMiddleware, max_bytes=settings.max_body_bytes, extra_types=api.EXTRA_BODY_TYPES
+    )
+    app.add_middleware(UnexpectedErrorMiddleware)
+    # Outside the body guard: refused bodies (413, 415) count and carry the limit headers.
+    app.add_middleware(
         RateLimitMiddleware, limiter=state.limiter, settings=settings, jwt_secret=state.jwt_secret
     )
-    app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(BrotliMiddleware, minimum_size=1024, gzip_fallback=True, quality=4)
     app.add_middleware(
         CORSMiddleware,

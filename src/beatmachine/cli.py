@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import typer
 import uvicorn
@@ -12,6 +13,8 @@ from beatmachine.app import build_state
 from beatmachine.core import migrate as migrations
 from beatmachine.core.config import get_settings
 from beatmachine.core.logging import configure_logging
+from beatmachine.machines import service as machines_service
+from beatmachine.machines.xml import MachineXmlError, parse_machine_xml
 from beatmachine.users import service as users_service
 from beatmachine.worker import run_worker
 
@@ -67,6 +70,44 @@ def create_admin(email: str = typer.Argument(..., help="E-mail of an existing ac
         asyncio.run(run())
     except Exception as exc:
         console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+
+
+@app.command("import-machine")
+def import_machine(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A machine XML file."),
+    machine_id: str | None = typer.Option(None, "--id", help="Machine id (default: its flavor)."),
+    note: str = typer.Option("", "--note", help="Change note of the new version."),
+) -> None:
+    """Import a front-end machine XML file as a new machine or a new version."""
+
+    async def run() -> None:
+        state = build_state(get_settings())
+        try:
+            document = parse_machine_xml(file.read_bytes(), machine_id)
+            async with state.sessionmaker() as session, session.begin():
+                result = await machines_service.publish(
+                    session,
+                    state.cache,
+                    document,
+                    author_id=None,
+                    change_note=note or f"Imported from {file.name}",
+                    skip_if_unchanged=True,
+                )
+            await machines_service.invalidate(state.cache, document.id)
+            published = result.published
+            verb = "published as" if result.changed else "unchanged at"
+            console.print(
+                f"[green]{published.machine.id} {verb} version {published.version.version}[/green]"
+            )
+        finally:
+            await state.cache.close()
+            await state.engine.dispose()
+
+    try:
+        asyncio.run(run())
+    except MachineXmlError as exc:
+        console.print(f"[red]refused: {exc}[/red]")
         raise typer.Exit(1) from exc
 
 

@@ -2,11 +2,14 @@
 
 from beatmachine.auth.models import AuthSession, OAuthAccount, OneTimeToken, RefreshToken
 from beatmachine.core.db import Base
+from beatmachine.machines.models import Machine, MachineVersion
 from beatmachine.users.models import User, UserPreferences
 
 __all__ = [
     "AuthSession",
     "Base",
+    "Machine",
+    "MachineVersion",
     "OAuthAccount",
     "OneTimeToken",
     "RefreshToken",

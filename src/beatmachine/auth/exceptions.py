@@ -23,6 +23,14 @@ class InvalidRefreshToken(InvalidToken):
     status = 401
 
 
+class RefreshTokenReused(InvalidRefreshToken):
+    """A spent refresh token came back: it leaked, so its session is revoked, and the
+    revocation is kept although the request fails."""
+
+    message = "This refresh token was already used; the session is revoked."
+    keeps_changes = True
+
+
 class InvalidOAuthToken(InvalidToken):
     status, message = 401, "The provider token could not be verified."
 

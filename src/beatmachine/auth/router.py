@@ -36,7 +36,7 @@ from beatmachine.core.state import StateDep
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 OAUTH_VERIFIER = "oauth_verifier"
-FORGOT_PASSWORD_MESSAGE = "If an account exists for this email, a reset link is on its way."
+FORGOT_PASSWORD_MESSAGE = "If an account exists for this email, a reset link is on its way."  # noqa: S105
 
 
 def _verifier(request: Request) -> OAuthVerifier:

@@ -26,7 +26,8 @@ class RegisterRequest(RequestModel):
     email: EmailStr = Field(max_length=320)
     password: Password
     display_name: DisplayName
-    accept_terms: bool
+    # Strict: "yes", "on" or 1 are not an explicit `true` to the terms.
+    accept_terms: bool = Field(strict=True)
 
     @field_validator("accept_terms")
     @classmethod
@@ -90,7 +91,7 @@ class AuthResult(CamelModel):
     user: AuthUser
     token: str
     refresh_token: str
-    token_type: Literal["Bearer"] = "Bearer"
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105
     expires_in: int
 
 
@@ -105,7 +106,7 @@ class OAuthResult(AuthResult):
 class TokenPair(CamelModel):
     token: str
     refresh_token: str
-    token_type: Literal["Bearer"] = "Bearer"
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105
     expires_in: int
 
 

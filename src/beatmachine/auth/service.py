@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +16,7 @@ from beatmachine.auth.exceptions import (
     InvalidCredentials,
     InvalidRefreshToken,
     InvalidToken,
+    RefreshTokenReused,
     SessionNotFound,
     TokenRevoked,
     UserExists,
@@ -156,17 +157,15 @@ async def refresh(
     if token.rotated_at is not None or not await repository.rotate_refresh_token(
         session, token.id, now
     ):
-        # Its own transaction: the revocation must persist although this request fails.
-        async with state.sessionmaker() as revoking, revoking.begin():
-            await repository.revoke_sessions(
-                revoking,
-                user_id=auth_session.user_id,
-                session_id=auth_session.id,
-                reason="refresh_reuse",
-                now=now,
-            )
+        await repository.revoke_sessions(
+            session,
+            user_id=auth_session.user_id,
+            session_id=auth_session.id,
+            reason="refresh_reuse",
+            now=now,
+        )
         log.warning("refresh_token_reuse", session_id=auth_session.id, user_id=auth_session.user_id)
-        raise InvalidRefreshToken("This refresh token was already used; the session is revoked.")
+        raise RefreshTokenReused()
     auth_session.last_used_at = now
     auth_session.ip = client.ip[:64]
     new_refresh = await _issue_refresh_token(session, auth_session.id)
@@ -218,7 +217,6 @@ async def register(
         async with session.begin_nested():
             user = await users_service.create_user(
                 session,
-                state.settings,
                 email=email,
                 display_name=display_name,
                 password_hash=password_hash,
@@ -431,27 +429,36 @@ async def _account_for_identity(
                 "The provider did not share an e-mail address; allow it and try again.",
                 details={"fields": [{"field": "email", "message": "missing", "type": "missing"}]},
             )
+        # Read before the savepoint: on SQLite a read inside it pins a snapshot, and the
+        # insert then fails with "database is locked" once a concurrent sign-in commits.
+        user = await users_service.find_by_email(session, identity.email)
+        if user is not None and not identity.email_verified:
+            raise ValidationFailed(
+                "The provider has not verified this e-mail; sign in with your password.",
+            )
         try:
             async with session.begin_nested():
-                user = None
-                if identity.email_verified:
-                    user = await users_service.find_by_email(session, identity.email)
-                elif await users_service.find_by_email(session, identity.email) is not None:
-                    raise ValidationFailed(
-                        "The provider has not verified this e-mail; sign in with your password.",
-                    )
                 created = user is None
                 if user is None:
                     user = await users_service.create_user(
                         session,
-                        state.settings,
                         email=identity.email,
                         display_name=(identity.name or identity.email.split("@")[0])[:100],
                         password_hash=None,
                         email_verified=identity.email_verified,
                     )
-                elif identity.email_verified and user.email_verified_at is None:
-                    user.email_verified_at = utcnow()
+                elif user.email_verified_at is None:
+                    # Nobody had proved owning this address: whoever registered it (with a
+                    # password or an unverifying provider) must not share the owner's account.
+                    now = utcnow()
+                    user.email_verified_at = now
+                    user.password_hash = None
+                    await session.execute(
+                        delete(OAuthAccount).where(OAuthAccount.user_id == user.id)
+                    )
+                    await repository.revoke_sessions(
+                        session, user_id=user.id, reason="email_claimed", now=now
+                    )
                 session.add(
                     OAuthAccount(
                         id=new_id("oac"),

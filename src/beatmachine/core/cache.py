@@ -68,8 +68,10 @@ class RedisCache:
         self._prefix = prefix
 
     async def get(self, key: str) -> bytes | None:
-        value = await self._redis.get(self._prefix + key)
-        return value if value is None else bytes(value)
+        value: bytes | str | None = await self._redis.get(self._prefix + key)
+        if value is None or isinstance(value, bytes):
+            return value
+        return value.encode()
 
     async def set(self, key: str, value: bytes, ttl: int | None = None) -> None:
         await self._redis.set(self._prefix + key, value, ex=ttl)

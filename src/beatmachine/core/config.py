@@ -112,9 +112,8 @@ class Settings(BaseSettings):
 
     # --- web ----------------------------------------------------------------
     app_url: str = Field("http://localhost:3009", alias="APP_URL")
-    flavors: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["Salsa", "Merengue"], alias="FLAVORS"
-    )
+    machines_dir: Path | None = Field(None, alias="MACHINES_DIR")
+    install_default_machines: bool = Field(True, alias="INSTALL_DEFAULT_MACHINES")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="CORS_ORIGINS"
     )
@@ -125,7 +124,7 @@ class Settings(BaseSettings):
         value = _split_csv(value)
         return [email.lower() for email in value] if isinstance(value, list) else value
 
-    @field_validator("cors_origins", "google_issuers", "trusted_proxies", "flavors", mode="before")
+    @field_validator("cors_origins", "google_issuers", "trusted_proxies", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 
+from beatmachine.core.errors import AppError
 from beatmachine.core.ids import as_utc, utcnow
 
 NAMING_CONVENTION = {
@@ -72,12 +73,21 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20, echo
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the driver, start transactions (below), so that
+            # SAVEPOINTs nest inside a real transaction and roll back correctly.
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(connection: Any) -> None:
+            # IMMEDIATE takes the write lock up front: a transaction that reads and then
+            # writes waits its turn (busy_timeout) instead of failing as "locked".
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(
@@ -113,6 +123,13 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             yield session
             await session.commit()
+        except AppError as error:
+            if error.keeps_changes:
+                await session.commit()
+            else:
+                await session.rollback()
+                session.info.pop("after_commit", None)
+            raise
         except BaseException:
             await session.rollback()
             session.info.pop("after_commit", None)

@@ -21,6 +21,9 @@ class AppError(Exception):
     code = "SERVER_ERROR"
     status = 500
     message = "Something went wrong on our side."
+    # When true, the request's transaction is committed although the request fails
+    # (e.g. a detected token reuse revokes the session, then answers 401).
+    keeps_changes = False
 
     def __init__(
         self,

@@ -7,7 +7,7 @@ import ipaddress
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
@@ -48,9 +48,15 @@ DOCS_CSP = (
 
 
 def _route_template(scope: Scope) -> str:
+    """The matched route's template (`/api/users/{user_id}`), never the raw path with ids."""
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return str(path) if path else "unmatched"
+    if not path:
+        return "unmatched"
+    # Routes of included routers carry their path relative to the `/api` registry.
+    if scope["path"].startswith("/api/") and not str(path).startswith("/api"):
+        return "/api" + str(path)
+    return str(path)
 
 
 class RequestContextMiddleware:
@@ -105,6 +111,35 @@ class RequestContextMiddleware:
             structlog.contextvars.unbind_contextvars("request_id")
 
 
+class UnexpectedErrorMiddleware:
+    """Near the app: an unexpected exception becomes the 500 envelope here, so the outer
+    layers (rate-limit headers, CORS, request id) still decorate it and browsers can
+    read it. `RequestContextMiddleware` stays the last resort."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if response_started:
+                raise
+            log.exception("unhandled_error", path=scope["path"], error_type=type(exc).__name__)
+            await error_response(AppError())(scope, receive, send)
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -113,15 +148,21 @@ class BodyGuardMiddleware:
     """413 for bodies over `max_bytes` (declared or streamed), 415 for bodies that are not JSON."""
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, allowed_types: Iterable[str] = ("application/json",)
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        extra_types: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.allowed_types = tuple(allowed_types)
+        # Exact paths that take other bodies than JSON (XML imports, uploads).
+        self.extra_types = {path: tuple(types) for path, types in (extra_types or {}).items()}
 
-    def _type_allowed(self, content_type: str) -> bool:
+    def _type_allowed(self, path: str, content_type: str) -> bool:
         media_type = content_type.split(";", 1)[0].strip().lower()
-        return media_type in self.allowed_types or media_type.endswith("+json")
+        if media_type == "application/json" or media_type.endswith("+json"):
+            return True
+        return media_type in self.extra_types.get(path, ())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
@@ -137,13 +178,18 @@ class BodyGuardMiddleware:
                 await error_response(self._too_large())(scope, receive, send)
                 return
         has_body = (declared is not None and declared != "0") or "transfer-encoding" in headers
-        if has_body and not self._type_allowed(headers.get("content-type", "")):
+        if has_body and not self._type_allowed(scope["path"], headers.get("content-type", "")):
             await error_response(
                 UnsupportedMediaType(
                     "Send the body as application/json.",
                     details={"contentType": headers.get("content-type", "")},
                 )
             )(scope, receive, send)
+            return
+        if declared is None and has_body:
+            # A streamed (chunked) body: read it here, up to the limit, because an
+            # exception raised while the framework reads the body becomes its 400.
+            await self._buffered(scope, receive, send)
             return
 
         received = 0
@@ -169,6 +215,32 @@ class BodyGuardMiddleware:
         except _BodyTooLarge:
             if not response_started:
                 await error_response(self._too_large())(scope, receive, send)
+
+    async def _buffered(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
+                await error_response(self._too_large())(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(

@@ -53,14 +53,14 @@ class RateLimiter:
         item = self._item(limit, window, name)
         allowed = await self._limiter.hit(item, key, cost=cost)
         stats = await self._limiter.get_window_stats(item, key)
-        return Decision(allowed, limit, max(0, stats.remaining), int(math.ceil(stats.reset_time)))
+        return Decision(allowed, limit, max(0, stats.remaining), math.ceil(stats.reset_time))
 
     async def peek(self, name: str, key: str, *, limit: int, window: int) -> Decision:
         """The state of a limit without counting a hit."""
         item = self._item(limit, window, name)
         allowed = await self._limiter.test(item, key)
         stats = await self._limiter.get_window_stats(item, key)
-        return Decision(allowed, limit, max(0, stats.remaining), int(math.ceil(stats.reset_time)))
+        return Decision(allowed, limit, max(0, stats.remaining), math.ceil(stats.reset_time))
 
     async def clear(self, name: str, key: str, *, limit: int, window: int) -> None:
         await self._limiter.clear(self._item(limit, window, name), key)

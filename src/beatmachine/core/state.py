@@ -32,6 +32,7 @@ class AppState:
     jwt_secret: str
     # Services that domains attach (e.g. the OAuth verifier), and what closes them.
     extensions: dict[str, Any] = field(default_factory=dict)
+    on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 

@@ -61,7 +61,7 @@ async def update_me(
 async def update_preferences(
     body: PreferencesUpdate, session: SessionDep, state: StateDep, user: CurrentUser
 ) -> Envelope[PreferencesEnvelope]:
-    preferences = await service.update_preferences(session, state.settings, user, body)
+    preferences = await service.update_preferences(session, user, body)
     return ok(PreferencesEnvelope(preferences=Preferences.model_validate(preferences)))
 
 

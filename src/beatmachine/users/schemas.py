@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import re
 from typing import Annotated, Literal
 
@@ -22,9 +23,21 @@ _MAGIC = {
 }
 
 
+_PLAIN_TEXT_PASSES = 8
+
+
 def plain_text(value: str) -> str:
-    """User text is stored with every HTML tag removed, so it can never run as markup."""
-    return nh3.clean(value, tags=set()).strip()
+    """User text is stored as plain text: every HTML tag removed, so it can never run as
+    markup, and entities decoded, so `&` and `<3` come back as typed (and never grow past
+    the column's length). Cleaning repeats until stable, so escaped markup such as
+    `&lt;img ...&gt;` cannot decode into a live tag."""
+    text = value
+    for _ in range(_PLAIN_TEXT_PASSES):
+        cleaned = html.unescape(nh3.clean(text, tags=set()))
+        if cleaned == text:
+            return text.strip()
+        text = cleaned
+    raise ValueError("contains markup that could not be removed")
 
 
 def _non_blank(value: str) -> str:
@@ -96,7 +109,7 @@ class PreferencesUpdate(RequestModel):
     use_glass_ui: Annotated[bool, Field(strict=True)] | None = Field(None, alias="useGlassUI")
     auto_play: Annotated[bool, Field(strict=True)] | None = None
     show_beat_numbers: Annotated[bool, Field(strict=True)] | None = None
-    default_volume: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    default_volume: Annotated[float, Field(ge=0.0, le=1.0, strict=True)] | None = None
     theme: Theme | None = None
     language: Language | None = None
     notify_likes: Annotated[bool, Field(strict=True)] | None = None

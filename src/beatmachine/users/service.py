@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from beatmachine.core.config import Settings
 from beatmachine.core.errors import ValidationFailed
 from beatmachine.core.ids import new_id, utcnow
+from beatmachine.machines import service as machines_service
 from beatmachine.users.exceptions import UserNotFound
 from beatmachine.users.models import User, UserPreferences
 from beatmachine.users.schemas import (
@@ -40,7 +41,6 @@ async def find_by_email(session: AsyncSession, email: str) -> User | None:
 
 async def create_user(
     session: AsyncSession,
-    settings: Settings,
     *,
     email: str,
     display_name: str,
@@ -55,21 +55,20 @@ async def create_user(
         email=email,
         display_name=display_name,
         password_hash=password_hash,
-        is_admin=email in settings.admin_emails,
+        is_admin=False,
         email_verified_at=now if email_verified else None,
         created_at=now,
         updated_at=now,
     )
-    user.preferences = UserPreferences(
-        user_id=user.id, default_flavor=settings.flavors[0] if settings.flavors else "Salsa"
-    )
+    user.preferences = UserPreferences(user_id=user.id)
     session.add(user)
     await session.flush()
     return user
 
 
 def is_admin(user: User, settings: Settings) -> bool:
-    """Admins are flagged in the database or listed in `ADMIN_EMAILS`."""
+    """Admins are flagged in the database (`create-admin`) or listed in `ADMIN_EMAILS`;
+    the list is read on every check, so removing an address takes the rights away."""
     return user.is_admin or user.email in settings.admin_emails
 
 
@@ -92,21 +91,16 @@ async def update_profile(session: AsyncSession, user: User, changes: ProfileUpda
 
 
 async def update_preferences(
-    session: AsyncSession, settings: Settings, user: User, changes: PreferencesUpdate
+    session: AsyncSession, user: User, changes: PreferencesUpdate
 ) -> UserPreferences:
-    """Apply the preferences the client sent, after checking the flavor is one we serve."""
-    if "default_flavor" in changes.model_fields_set and changes.default_flavor not in settings.flavors:
-        raise ValidationFailed(
-            details={
-                "fields": [
-                    {
-                        "field": "defaultFlavor",
-                        "message": f"must be one of {', '.join(settings.flavors)}",
-                        "type": "enum",
-                    }
-                ]
-            }
-        )
+    """Apply the preferences the client sent; the flavor must be one of a machine we serve."""
+    if "default_flavor" in changes.model_fields_set:
+        flavors = await machines_service.known_flavors(session)
+        if changes.default_flavor not in flavors:
+            message = f"must be one of {', '.join(flavors)}" if flavors else "no machines exist"
+            raise ValidationFailed(
+                details={"fields": [{"field": "defaultFlavor", "message": message, "type": "enum"}]}
+            )
     preferences = user.preferences
     for field in changes.model_fields_set:
         setattr(preferences, field, getattr(changes, field))
@@ -151,3 +145,11 @@ async def purge_deleted(session: AsyncSession, now: datetime) -> Sequence[str]:
     if ids:
         await session.execute(delete(User).where(User.id.in_(ids)))
     return ids
+
+
+async def display_names(session: AsyncSession, user_ids: set[str]) -> dict[str, str]:
+    """Display names of several users in one query."""
+    if not user_ids:
+        return {}
+    rows = await session.execute(select(User.id, User.display_name).where(User.id.in_(user_ids)))
+    return {user_id: name for user_id, name in rows.all()}

@@ -1,0 +1,402 @@
+"""Machines: published versions, rollback, custom instruments, and the questions other
+domains ask (which flavors exist, is this configuration valid for one)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from beatmachine.core.cache import Cache
+from beatmachine.core.db import after_commit
+from beatmachine.core.errors import ValidationFailed
+from beatmachine.core.ids import new_id
+from beatmachine.core.pagination import PageParams, Pagination, paginate
+from beatmachine.machines.document import Instrument, MachineDocument
+from beatmachine.machines.exceptions import (
+    InstrumentExists,
+    InstrumentNotFound,
+    MachineExists,
+    MachineNotFound,
+    MachineVersionNotFound,
+)
+from beatmachine.machines.models import Machine, MachineVersion
+from beatmachine.machines.xml import machine_to_xml
+
+log = structlog.get_logger(__name__)
+
+CACHE_TTL_SECONDS = 3600
+LIST_CACHE_KEY = "machines:list"
+
+
+def document_cache_key(machine_id: str, representation: str) -> str:
+    return f"machines:doc:{machine_id}:{representation}"
+
+
+def content_hash(document: MachineDocument) -> str:
+    canonical = orjson.dumps(document.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+@dataclass(frozen=True)
+class Published:
+    machine: Machine
+    version: MachineVersion
+    document: MachineDocument
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    published: Published
+    changed: bool
+
+
+async def invalidate(cache: Cache, machine_id: str) -> None:
+    """Drop a machine's cached documents; with Redis every API process reads the same
+    cache, so all of them see the new version at once."""
+    await cache.delete(
+        LIST_CACHE_KEY,
+        document_cache_key(machine_id, "json"),
+        document_cache_key(machine_id, "xml"),
+    )
+
+
+def _invalidate_after_commit(session: AsyncSession, cache: Cache, machine_id: str) -> None:
+    async def run() -> None:
+        await invalidate(cache, machine_id)
+
+    after_commit(session, run)
+
+
+async def list_machines(session: AsyncSession) -> Sequence[Machine]:
+    return (await session.execute(select(Machine).order_by(Machine.id))).scalars().all()
+
+
+async def get_machine(session: AsyncSession, machine_id: str) -> Machine:
+    machine = await session.get(Machine, machine_id)
+    if machine is None:
+        raise MachineNotFound()
+    return machine
+
+
+async def get_published(
+    session: AsyncSession, machine_id: str, version: int | None = None
+) -> Published:
+    """A machine's current version, or the numbered one."""
+    machine = await get_machine(session, machine_id)
+    number = machine.current_version if version is None else version
+    row = (
+        await session.execute(
+            select(MachineVersion).where(
+                MachineVersion.machine_id == machine_id, MachineVersion.version == number
+            )
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise MachineVersionNotFound()
+    return Published(machine, row, MachineDocument.model_validate(row.document))
+
+
+async def list_versions(
+    session: AsyncSession, machine_id: str, params: PageParams
+) -> tuple[list[MachineVersion], Pagination]:
+    await get_machine(session, machine_id)
+    statement = (
+        select(MachineVersion)
+        .where(MachineVersion.machine_id == machine_id)
+        .order_by(MachineVersion.version.desc())
+    )
+    return await paginate(session, statement, params)
+
+
+async def publish(
+    session: AsyncSession,
+    cache: Cache,
+    document: MachineDocument,
+    *,
+    author_id: str | None,
+    change_note: str = "",
+    create: bool | None = None,
+    skip_if_unchanged: bool = False,
+) -> PublishResult:
+    """Publish `document` as the machine's next version (creating the machine if needed).
+
+    `create=True` refuses an existing machine, `create=False` a missing one.
+    `skip_if_unchanged` makes re-importing the same content a no-op.
+    """
+    machine = await session.get(Machine, document.id, with_for_update=True)
+    if machine is None and create is False:
+        raise MachineNotFound()
+    if machine is not None and create is True:
+        raise MachineExists()
+    if not document.title:
+        # The front end's files may leave the title empty (salsa.xml does); the list and
+        # the document must still agree on one.
+        title = machine.title if machine is not None else f"{document.flavor} Beat Machine"
+        document = document.model_copy(update={"title": title})
+    digest = content_hash(document)
+    if machine is not None and skip_if_unchanged:
+        current = await get_published(session, machine.id)
+        if current.version.content_hash == digest:
+            return PublishResult(current, changed=False)
+    if machine is None:
+        machine = Machine(
+            id=document.id,
+            title=document.title,
+            flavor=document.flavor,
+            description=document.description,
+            current_version=0,
+        )
+        try:
+            async with session.begin_nested():
+                session.add(machine)
+                await session.flush()
+        except IntegrityError as exc:
+            raise MachineExists() from exc
+    else:
+        if document.flavor != machine.flavor:
+            raise ValidationFailed(
+                "A machine keeps its flavor; create a new machine for another flavor.",
+                details={"fields": [{"field": "flavor", "message": "cannot change", "type": "immutable"}]},
+            )
+        machine.title = document.title
+        machine.description = document.description
+    next_version = (
+        await session.execute(
+            select(func.coalesce(func.max(MachineVersion.version), 0)).where(
+                MachineVersion.machine_id == machine.id
+            )
+        )
+    ).scalar_one() + 1
+    version = MachineVersion(
+        id=new_id("mcv"),
+        machine_id=machine.id,
+        version=next_version,
+        document=document.model_dump(mode="json"),
+        content_hash=digest,
+        change_note=change_note,
+        author_id=author_id,
+    )
+    session.add(version)
+    machine.current_version = next_version
+    await session.flush()
+    _invalidate_after_commit(session, cache, machine.id)
+    log.info("machine_published", machine_id=machine.id, version=next_version)
+    return PublishResult(Published(machine, version, document), changed=True)
+
+
+async def rollback(
+    session: AsyncSession,
+    cache: Cache,
+    machine_id: str,
+    version: int,
+    *,
+    author_id: str | None,
+    change_note: str = "",
+) -> Published:
+    """Publish an old version again, as a new version."""
+    old = await get_published(session, machine_id, version)
+    note = change_note or f"Rollback to version {version}"
+    result = await publish(
+        session, cache, old.document, author_id=author_id, change_note=note, create=False
+    )
+    return result.published
+
+
+async def add_instrument(
+    session: AsyncSession,
+    cache: Cache,
+    machine_id: str,
+    instrument: Instrument,
+    *,
+    author_id: str | None,
+    change_note: str = "",
+) -> Published:
+    current = await get_published(session, machine_id)
+    if current.document.instrument(instrument.id) is not None:
+        raise InstrumentExists()
+    document = current.document.model_copy(
+        update={"instruments": [*current.document.instruments, instrument]}
+    )
+    note = change_note or f"Add instrument {instrument.id}"
+    return (await _republish(session, cache, document, author_id, note)).published
+
+
+async def replace_instrument(
+    session: AsyncSession,
+    cache: Cache,
+    machine_id: str,
+    instrument_id: str,
+    instrument: Instrument,
+    *,
+    author_id: str | None,
+    change_note: str = "",
+) -> Published:
+    current = await get_published(session, machine_id)
+    if current.document.instrument(instrument_id) is None:
+        raise InstrumentNotFound()
+    if instrument.id != instrument_id and current.document.instrument(instrument.id) is not None:
+        raise InstrumentExists()
+    instruments = [instrument if i.id == instrument_id else i for i in current.document.instruments]
+    document = current.document.model_copy(update={"instruments": instruments})
+    note = change_note or f"Edit instrument {instrument_id}"
+    return (await _republish(session, cache, document, author_id, note)).published
+
+
+async def remove_instrument(
+    session: AsyncSession,
+    cache: Cache,
+    machine_id: str,
+    instrument_id: str,
+    *,
+    author_id: str | None,
+    change_note: str = "",
+) -> Published:
+    current = await get_published(session, machine_id)
+    if current.document.instrument(instrument_id) is None:
+        raise InstrumentNotFound()
+    instruments = [i for i in current.document.instruments if i.id != instrument_id]
+    document = current.document.model_copy(update={"instruments": instruments})
+    note = change_note or f"Remove instrument {instrument_id}"
+    return (await _republish(session, cache, document, author_id, note)).published
+
+
+async def _republish(
+    session: AsyncSession,
+    cache: Cache,
+    document: MachineDocument,
+    author_id: str | None,
+    change_note: str,
+) -> PublishResult:
+    # Re-validate the whole document: an edit must leave a machine the front end can load.
+    checked = MachineDocument.model_validate(document.model_dump())
+    return await publish(
+        session, cache, checked, author_id=author_id, change_note=change_note, create=False
+    )
+
+
+# --- questions other domains ask ----------------------------------------------------
+
+
+async def known_flavors(session: AsyncSession) -> list[str]:
+    return list((await session.execute(select(Machine.flavor).order_by(Machine.flavor))).scalars())
+
+
+async def machine_for_flavor(session: AsyncSession, flavor: str) -> Published | None:
+    """The current published machine of a flavor (`Salsa`), or None."""
+    machine_id = (
+        await session.execute(select(Machine.id).where(Machine.flavor == flavor))
+    ).scalar_one_or_none()
+    return None if machine_id is None else await get_published(session, machine_id)
+
+
+@dataclass(frozen=True)
+class InstrumentChoice:
+    """What a saved pattern says about one instrument."""
+
+    id: str
+    active_program: int
+
+
+@dataclass(frozen=True)
+class ValidatedAgainst:
+    machine_id: str
+    version: int
+
+
+async def validate_choices(
+    session: AsyncSession, flavor: str, choices: Sequence[InstrumentChoice], field_prefix: str
+) -> ValidatedAgainst:
+    """Check that every instrument exists in the flavor's machine and every program index
+    is one of its programs; returns the machine version checked against."""
+    published = await machine_for_flavor(session, flavor)
+    if published is None:
+        flavors = ", ".join(await known_flavors(session))
+        raise ValidationFailed(
+            details={"fields": [{"field": "flavor", "message": f"must be one of {flavors}", "type": "enum"}]}
+        )
+    problems = []
+    for position, choice in enumerate(choices):
+        instrument = published.document.instrument(choice.id)
+        where = f"{field_prefix}.{position}"
+        if instrument is None:
+            problems.append(
+                {"field": f"{where}.id", "message": f"{flavor} has no instrument {choice.id!r}", "type": "unknown_instrument"}
+            )
+        elif not 0 <= choice.active_program < max(1, len(instrument.programs)):
+            problems.append(
+                {
+                    "field": f"{where}.activeProgram",
+                    "message": f"{choice.id} has {len(instrument.programs)} programs",
+                    "type": "out_of_range",
+                }
+            )
+    if problems:
+        raise ValidationFailed(details={"fields": problems})
+    return ValidatedAgainst(published.machine.id, published.version.version)
+
+
+# --- pre-serialised documents ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenderedDocument:
+    body: bytes
+    etag: str
+
+
+def _pack(rendered: RenderedDocument) -> bytes:
+    return rendered.etag.encode() + b"\n" + rendered.body
+
+
+def _unpack(raw: bytes) -> RenderedDocument:
+    etag, _, body = raw.partition(b"\n")
+    return RenderedDocument(body=body, etag=etag.decode())
+
+
+async def rendered_document(
+    session: AsyncSession, cache: Cache, machine_id: str, representation: str
+) -> RenderedDocument:
+    """The current version of a machine as ready-to-send bytes (`json` envelope or `xml`),
+    from the cache when possible. Reads vastly outnumber publishes."""
+    key = document_cache_key(machine_id, representation)
+    cached = await cache.get(key)
+    if cached is not None:
+        return _unpack(cached)
+    published = await get_published(session, machine_id)
+    if representation == "xml":
+        body = machine_to_xml(published.document)
+    else:
+        data = published.document.model_dump(mode="json", by_alias=True)
+        data["version"] = published.version.version
+        body = orjson.dumps({"success": True, "data": data})
+    tag = f'"{published.version.content_hash[:32]}-v{published.version.version}-{representation}"'
+    rendered = RenderedDocument(body=body, etag=tag)
+    await cache.set(key, _pack(rendered), ttl=CACHE_TTL_SECONDS)
+    return rendered
+
+
+async def rendered_list(session: AsyncSession, cache: Cache) -> RenderedDocument:
+    cached = await cache.get(LIST_CACHE_KEY)
+    if cached is not None:
+        return _unpack(cached)
+    machines = [
+        {
+            "id": m.id,
+            "title": m.title,
+            "flavor": m.flavor,
+            "description": m.description,
+            "currentVersion": m.current_version,
+        }
+        for m in await list_machines(session)
+    ]
+    body = orjson.dumps({"success": True, "data": {"machines": machines}})
+    rendered = RenderedDocument(body=body, etag=f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+    await cache.set(LIST_CACHE_KEY, _pack(rendered), ttl=CACHE_TTL_SECONDS)
+    return rendered

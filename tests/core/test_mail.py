@@ -1,0 +1,246 @@
+"""Outgoing e-mail: SMTP delivery, the outbox folder, and a mail relay that is down."""
+
+from __future__ import annotations
+
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from beatmachine.core.mail import Mailer
+from beatmachine.core.metrics import Metrics
+from beatmachine.core.state import AppState
+from tests.factories import login, register
+from tests.smtp_server import (
+    SmtpServer,
+    body_text,
+    closed_smtp_url,
+    link_token,
+    smtp_server_fixture,  # noqa: F401  (the smtp_server fixture)
+)
+
+SENDER = "Beat Machine <no-reply@salsanor.no>"
+RESET_SUBJECT = "Reset your Beat Machine password"
+FORGOT_MESSAGE = "If an account exists for this email, a reset link is on its way."
+
+
+def sent_count(metrics: Metrics, transport: str, outcome: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "mail_sent_total", {"transport": transport, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+async def scraped_mail_count(client: httpx.AsyncClient, transport: str, outcome: str) -> float:
+    """`mail_sent_total{transport, outcome}` as `/metrics` shows it."""
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == "mail_sent_total" and sample.labels == {
+                "transport": transport,
+                "outcome": outcome,
+            }:
+                return float(sample.value)
+    return 0.0
+
+
+def outbox_messages(outbox: Path) -> list[EmailMessage]:
+    if not outbox.exists():
+        return []
+    return [
+        BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        for path in sorted(outbox.glob("*.eml"))
+    ]
+
+
+# --- the Mailer on its own --------------------------------------------------------------
+
+
+async def test_mailer_delivers_a_message_over_smtp(smtp_server: SmtpServer, tmp_path: Path) -> None:
+    metrics = Metrics()
+    mailer = Mailer(smtp_server.url, SENDER, tmp_path / "outbox", metrics)
+
+    await mailer.send(mailer.compose("ana@example.com", "Your link", "Open it.\n"))
+
+    [mail] = await smtp_server.wait_for()
+    assert mail["From"] == SENDER
+    assert mail["To"] == "ana@example.com"
+    assert mail["Subject"] == "Your link"
+    assert body_text(mail) == "Open it.\n"
+    assert smtp_server.envelopes == [("no-reply@salsanor.no", ["ana@example.com"])]
+    assert sent_count(metrics, "smtp", "sent") == 1
+    assert not (tmp_path / "outbox").exists()
+
+
+async def test_mailer_keeps_non_ascii_text_intact(smtp_server: SmtpServer, tmp_path: Path) -> None:
+    mailer = Mailer(smtp_server.url, SENDER, tmp_path, Metrics())
+    subject = "Glem ikke å danse, Señor Bjørn"
+    text = "Hei Bjørn,\n\nvelkommen tilbake til rueda-ringen — ¡vamos!\n"
+
+    await mailer.send(mailer.compose("bjorn@example.com", subject, text))
+
+    [mail] = await smtp_server.wait_for()
+    assert mail["Subject"] == subject
+    assert body_text(mail) == text
+
+
+async def test_mailer_keeps_a_long_link_whole(smtp_server: SmtpServer, tmp_path: Path) -> None:
+    mailer = Mailer(smtp_server.url, SENDER, tmp_path, Metrics())
+    token = "T" * 120
+    link = f"https://beats.example.org/reset-password?token={token}"
+
+    await mailer.send(mailer.compose("ana@example.com", "Link", f"Here:\n\n{link}\n"))
+
+    [mail] = await smtp_server.wait_for()
+    assert link_token(mail, "https://beats.example.org/reset-password") == token
+
+
+async def test_mailer_send_later_finishes_by_drain(smtp_server: SmtpServer, tmp_path: Path) -> None:
+    metrics = Metrics()
+    mailer = Mailer(smtp_server.url, SENDER, tmp_path, metrics)
+
+    for number in range(3):
+        mailer.send_later(mailer.compose(f"dancer{number}@example.com", "Hi", "Hello.\n"))
+    await mailer.drain()
+
+    assert sent_count(metrics, "smtp", "sent") == 3
+    received = await smtp_server.wait_for(count=3)
+    assert sorted(str(m["To"]) for m in received) == [
+        "dancer0@example.com",
+        "dancer1@example.com",
+        "dancer2@example.com",
+    ]
+
+
+async def test_mailer_counts_a_failure_when_smtp_is_unreachable(tmp_path: Path) -> None:
+    metrics = Metrics()
+    mailer = Mailer(closed_smtp_url(), SENDER, tmp_path / "outbox", metrics)
+
+    await mailer.send(mailer.compose("ana@example.com", "Lost", "Nobody will read this.\n"))
+
+    assert sent_count(metrics, "smtp", "failed") == 1
+    assert sent_count(metrics, "smtp", "sent") == 0
+    assert not (tmp_path / "outbox").exists()
+
+
+async def test_mailer_writes_an_eml_file_to_the_outbox_without_smtp(tmp_path: Path) -> None:
+    metrics = Metrics()
+    outbox = tmp_path / "outbox"
+    mailer = Mailer("", SENDER, outbox, metrics)
+
+    await mailer.send(mailer.compose("ana@example.com", "Stored", "On disk.\n"))
+
+    [mail] = outbox_messages(outbox)
+    assert mail["From"] == SENDER
+    assert mail["To"] == "ana@example.com"
+    assert mail["Subject"] == "Stored"
+    assert body_text(mail) == "On disk.\n"
+    assert sent_count(metrics, "outbox", "sent") == 1
+
+
+# --- the app in the embedded set-up: mail goes to the outbox folder ----------------------
+
+
+async def test_reset_mail_lands_in_the_outbox_without_smtp(
+    client: httpx.AsyncClient, state: AppState, outbox: Path
+) -> None:
+    account = await register(client)
+
+    response = await client.post("/api/auth/forgot-password", json={"email": account.email})
+
+    assert response.status_code == 200
+    await state.mailer.drain()
+    [mail] = [m for m in outbox_messages(outbox) if m["Subject"] == RESET_SUBJECT]
+    assert mail["To"] == account.email
+    assert mail["From"] == state.settings.mail_from
+    token = link_token(mail, "http://localhost:3009/reset-password")
+    reset = await client.post(
+        "/api/auth/reset-password", json={"token": token, "newPassword": "fresh password 1"}
+    )
+    assert reset.status_code == 200
+    assert (await login(client, account.email, "fresh password 1")).status_code == 200
+
+
+async def test_registration_mail_lands_in_the_outbox_without_smtp(
+    client: httpx.AsyncClient, state: AppState, outbox: Path
+) -> None:
+    account = await register(client)
+
+    await state.mailer.drain()
+
+    [mail] = outbox_messages(outbox)
+    assert mail["To"] == account.email
+    assert mail["Subject"] == "Confirm your e-mail for the Beat Machine"
+    assert link_token(mail, "http://localhost:3009/verify-email")
+    assert await scraped_mail_count(client, "outbox", "sent") == 1
+
+
+@pytest.mark.parametrize("settings_overrides", [{"APP_URL": "https://beats.example.org/"}])
+async def test_mail_links_point_at_the_app_url(
+    client: httpx.AsyncClient, state: AppState, outbox: Path
+) -> None:
+    account = await register(client)
+
+    await client.post("/api/auth/forgot-password", json={"email": account.email})
+
+    await state.mailer.drain()
+    [mail] = [m for m in outbox_messages(outbox) if m["Subject"] == RESET_SUBJECT]
+    assert link_token(mail, "https://beats.example.org/reset-password")
+
+
+# --- the app with its SMTP relay down ------------------------------------------------------
+
+
+class TestWhenSmtpIsDown:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"SMTP_URL": closed_smtp_url()}
+
+    async def test_forgot_password_still_answers_200(
+        self, client: httpx.AsyncClient, state: AppState
+    ) -> None:
+        account = await register(client)
+
+        response = await client.post("/api/auth/forgot-password", json={"email": account.email})
+        await state.mailer.drain()
+
+        assert response.status_code == 200
+        assert response.json() == {"success": True, "data": {"message": FORGOT_MESSAGE}}
+
+    async def test_registration_still_succeeds(
+        self, client: httpx.AsyncClient, state: AppState
+    ) -> None:
+        account = await register(client)
+        await state.mailer.drain()
+
+        me = await client.get("/api/users/me", headers=account.headers)
+        assert me.status_code == 200
+        assert me.json()["data"]["email"] == account.email
+
+    async def test_failed_mail_is_counted_in_metrics(
+        self, client: httpx.AsyncClient, state: AppState
+    ) -> None:
+        account = await register(client)
+        await state.mailer.drain()
+        failed_before = await scraped_mail_count(client, "smtp", "failed")
+
+        await client.post("/api/auth/forgot-password", json={"email": account.email})
+        await state.mailer.drain()
+
+        assert await scraped_mail_count(client, "smtp", "failed") == failed_before + 1
+        assert await scraped_mail_count(client, "smtp", "sent") == 0
+
+    async def test_mail_is_not_written_to_the_outbox_instead(
+        self, client: httpx.AsyncClient, state: AppState, outbox: Path
+    ) -> None:
+        account = await register(client)
+        await client.post("/api/auth/forgot-password", json={"email": account.email})
+        await state.mailer.drain()
+
+        assert outbox_messages(outbox) == []

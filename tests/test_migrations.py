@@ -1,0 +1,135 @@
+"""One migration history for SQLite and PostgreSQL: up, down, up again, and the models
+match what the migrations build."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from beatmachine.core import migrate
+from beatmachine.core.db import create_engine
+from beatmachine.models import Base
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+REQUIRE_SERVICES = os.environ.get("BM_REQUIRE_SERVICES", "") == "1"
+
+OUR_TABLES = {table.name for table in Base.metadata.sorted_tables}
+
+
+def _admin_url() -> str:
+    return (
+        make_url(TEST_DATABASE_URL)
+        .set(drivername="postgresql+asyncpg")
+        .render_as_string(hide_password=False)
+    )
+
+
+async def _postgres_database() -> AsyncIterator[str]:
+    if not TEST_DATABASE_URL:
+        if REQUIRE_SERVICES:
+            pytest.fail("BM_REQUIRE_SERVICES=1 but TEST_DATABASE_URL is not set")
+        pytest.skip("TEST_DATABASE_URL is not set: no PostgreSQL to migrate")
+    admin_url = _admin_url()
+    name = f"bm_migrations_{secrets.token_hex(4)}"
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        await admin.dispose()
+        if REQUIRE_SERVICES:
+            pytest.fail(f"PostgreSQL required but unreachable: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of an empty database of its own."""
+    if request.param == "sqlite":
+        path = tmp_path / "migrations.db"
+        assert not path.exists()
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    async for url in _postgres_database():
+        yield url
+
+
+async def upgrade(url: str) -> None:
+    await asyncio.to_thread(migrate.upgrade, url, "head")
+
+
+async def downgrade(url: str) -> None:
+    await asyncio.to_thread(migrate.downgrade, url, "base")
+
+
+async def table_names(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
+async def model_diff(url: str) -> list[Any]:
+    """What autogenerate would put in a new migration: nothing, when models and history agree."""
+
+    def compare(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "compare_type": True,
+                "compare_server_default": True,
+                "render_as_batch": connection.dialect.name == "sqlite",
+            },
+        )
+        return list(compare_metadata(context, Base.metadata))
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            diff: list[Any] = await connection.run_sync(compare)
+            return diff
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_creates_every_table_of_the_models(fresh_database: str) -> None:
+    await upgrade(fresh_database)
+    assert await table_names(fresh_database) == OUR_TABLES | {"alembic_version"}
+
+
+async def test_downgrade_to_base_removes_every_table_of_ours(fresh_database: str) -> None:
+    await upgrade(fresh_database)
+    await downgrade(fresh_database)
+    assert await table_names(fresh_database) == {"alembic_version"}
+
+
+async def test_upgrade_after_downgrade_rebuilds_the_schema(fresh_database: str) -> None:
+    await upgrade(fresh_database)
+    await downgrade(fresh_database)
+    await upgrade(fresh_database)
+    assert await table_names(fresh_database) == OUR_TABLES | {"alembic_version"}
+    assert await model_diff(fresh_database) == []
+
+
+async def test_models_match_the_migrations(fresh_database: str) -> None:
+    await upgrade(fresh_database)
+    assert await model_diff(fresh_database) == []
