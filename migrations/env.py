@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from beatmachine.core.config import get_settings
 from beatmachine.core.db import create_engine
-from beatmachine.models import Base
+from beatmachine.models import Base, is_search_object
 
 config = context.config
 target_metadata = Base.metadata
@@ -19,12 +19,20 @@ def _url() -> str:
     return config.attributes.get("database_url") or get_settings().effective_database_url
 
 
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Leave out of autogenerate what migrations make by hand per dialect."""
+    return not is_search_object(name)
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from beatmachine.core import migrate
 from beatmachine.core.db import create_engine
-from beatmachine.models import Base
+from beatmachine.models import Base, is_search_object
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 REQUIRE_SERVICES = os.environ.get("BM_REQUIRE_SERVICES", "") == "1"
@@ -83,7 +83,8 @@ async def table_names(url: str) -> set[str]:
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:
-            return set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
+            names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+            return {name for name in names if not is_search_object(name)}
     finally:
         await engine.dispose()
 
@@ -98,6 +99,7 @@ async def model_diff(url: str) -> list[Any]:
                 "compare_type": True,
                 "compare_server_default": True,
                 "render_as_batch": connection.dialect.name == "sqlite",
+                "include_object": lambda _obj, name, *_: not is_search_object(name),
             },
         )
         return list(compare_metadata(context, Base.metadata))

@@ -3,6 +3,13 @@
 from beatmachine.auth.models import AuthSession, OAuthAccount, OneTimeToken, RefreshToken
 from beatmachine.core.db import Base
 from beatmachine.machines.models import Machine, MachineVersion
+from beatmachine.patterns.models import (
+    Pattern,
+    PatternLike,
+    PatternVersion,
+    ShareLink,
+    is_search_object,
+)
 from beatmachine.users.models import User, UserPreferences
 
 __all__ = [
@@ -12,7 +19,12 @@ __all__ = [
     "MachineVersion",
     "OAuthAccount",
     "OneTimeToken",
+    "Pattern",
+    "PatternLike",
+    "PatternVersion",
     "RefreshToken",
+    "ShareLink",
     "User",
+    "is_search_object",
     "UserPreferences",
 ]

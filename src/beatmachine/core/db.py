@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, String, TypeDecorator, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -140,3 +142,20 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": commit before the response is sent, so a client never sees
 # success for data that failed to commit.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def insert_ignoring_conflict(
+    session: AsyncSession, table: Any, values: dict[str, Any], conflict_columns: list[str]
+) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING on PostgreSQL and SQLite; True when a row was added.
+
+    Idempotent writes (likes, follows) stay exact under concurrency without savepoints.
+    """
+    dialect_insert = (
+        postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    )
+    statement = dialect_insert(table).values(**values).on_conflict_do_nothing(
+        index_elements=conflict_columns
+    )
+    result = await session.execute(statement)
+    return bool(getattr(result, "rowcount", 0) == 1)

@@ -17,11 +17,15 @@ class Decision:
     allowed: bool
     limit: int
     remaining: int
-    reset_at: int  # Unix seconds
+    reset_time: float  # Unix seconds at which the window ends
+
+    @property
+    def reset_at(self) -> int:
+        return math.ceil(self.reset_time)
 
     @property
     def retry_after(self) -> int:
-        return max(1, math.ceil(self.reset_at - time.time()))
+        return max(1, math.ceil(self.reset_time - time.time()))
 
     def headers(self) -> dict[str, str]:
         return {
@@ -53,14 +57,14 @@ class RateLimiter:
         item = self._item(limit, window, name)
         allowed = await self._limiter.hit(item, key, cost=cost)
         stats = await self._limiter.get_window_stats(item, key)
-        return Decision(allowed, limit, max(0, stats.remaining), math.ceil(stats.reset_time))
+        return Decision(allowed, limit, max(0, stats.remaining), stats.reset_time)
 
     async def peek(self, name: str, key: str, *, limit: int, window: int) -> Decision:
         """The state of a limit without counting a hit."""
         item = self._item(limit, window, name)
         allowed = await self._limiter.test(item, key)
         stats = await self._limiter.get_window_stats(item, key)
-        return Decision(allowed, limit, max(0, stats.remaining), math.ceil(stats.reset_time))
+        return Decision(allowed, limit, max(0, stats.remaining), stats.reset_time)
 
     async def clear(self, name: str, key: str, *, limit: int, window: int) -> None:
         await self._limiter.clear(self._item(limit, window, name), key)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -109,13 +109,24 @@ async def update_preferences(
     return preferences
 
 
-async def own_stats(session: AsyncSession, user: User) -> OwnStats:
-    """Counts for the owner's profile.
+# Domains that own a profile count register how to compute it (the users domain
+# cannot import them: they import users).
+StatsProvider = Callable[[AsyncSession, str], Awaitable[dict[str, int]]]
+_stats_providers: list[StatsProvider] = []
 
-    Patterns and follows do not exist yet in this release, so every count is zero;
-    the pattern and social domains compute theirs from their own tables.
-    """
-    return OwnStats(patterns_created=0, patterns_shared=0, followers=0, following=0)
+
+def register_stats_provider(provider: StatsProvider) -> None:
+    if provider not in _stats_providers:
+        _stats_providers.append(provider)
+
+
+async def own_stats(session: AsyncSession, user: User) -> OwnStats:
+    """Counts for the owner's profile, computed from the owning domains' tables; a
+    count whose domain is not installed is zero."""
+    counts = {"patterns_created": 0, "patterns_shared": 0, "followers": 0, "following": 0}
+    for provider in _stats_providers:
+        counts.update(await provider(session, user.id))
+    return OwnStats(**counts)
 
 
 async def public_stats(session: AsyncSession, user: User) -> PublicStats:

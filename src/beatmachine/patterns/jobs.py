@@ -1,0 +1,16 @@
+"""Periodic jobs of the patterns domain."""
+
+from __future__ import annotations
+
+from beatmachine.core.jobs import PeriodicJob
+from beatmachine.core.state import AppState
+from beatmachine.patterns import service
+
+PURGE_EVERY_SECONDS = 3600
+
+
+def periodic_jobs(state: AppState) -> list[PeriodicJob]:
+    async def purge() -> int:
+        return await service.purge_deleted(state)
+
+    return [PeriodicJob("purge-deleted-patterns", PURGE_EVERY_SECONDS, purge)]

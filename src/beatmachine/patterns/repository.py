@@ -1,0 +1,87 @@
+"""Queries of the patterns domain: listings with their authors in one query, counters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, delete, func, literal_column, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from beatmachine.patterns.models import Pattern, PatternLike
+from beatmachine.users.models import User
+
+ORDERINGS = {
+    "recent": (Pattern.created_at.desc(), Pattern.id.desc()),
+    "popular": (Pattern.plays_count.desc(), Pattern.id.desc()),
+    "liked": (Pattern.likes_count.desc(), Pattern.id.desc()),
+}
+
+
+def with_author() -> Select[Pattern, User]:
+    return select(Pattern, User).join(User, User.id == Pattern.user_id)
+
+
+def live() -> Any:
+    return Pattern.deleted_at.is_(None)
+
+
+def search_condition(dialect: str, query: str) -> tuple[Any, Any]:
+    """A full-text match over title and description and its rank, or (None, None) when the
+    query has no searchable words. PostgreSQL: tsvector + GIN; SQLite: FTS5."""
+    words = [word for word in "".join(ch if ch.isalnum() else " " for ch in query).split() if word]
+    if not words:
+        return None, None
+    words = words[:16]
+    if dialect == "postgresql":
+        # Each word as a prefix term, all required; words are alphanumeric, so safe.
+        tsquery = func.to_tsquery("simple", " & ".join(f"{word.lower()}:*" for word in words))
+        vector: Any = literal_column("patterns.search_vector")
+        return vector.op("@@")(tsquery), func.ts_rank(vector, tsquery).desc()
+    match = " ".join('"' + word + '"*' for word in words)
+    matching = text(
+        "patterns.id IN (SELECT pattern_id FROM patterns_fts WHERE patterns_fts MATCH :match)"
+    ).bindparams(match=match)
+    # bm25: lower is better.
+    rank = text(
+        "(SELECT bm25(patterns_fts) FROM patterns_fts WHERE patterns_fts MATCH :rank_match "
+        "AND patterns_fts.pattern_id = patterns.id)"
+    ).bindparams(rank_match=match)
+    return matching, rank
+
+
+async def liked_by(session: AsyncSession, user_id: str, pattern_ids: Sequence[str]) -> set[str]:
+    if not pattern_ids:
+        return set()
+    rows = await session.execute(
+        select(PatternLike.pattern_id).where(
+            and_(PatternLike.user_id == user_id, PatternLike.pattern_id.in_(pattern_ids))
+        )
+    )
+    return set(rows.scalars())
+
+
+async def bump(session: AsyncSession, pattern_id: str, column: str, delta: int) -> int | None:
+    """Atomically add `delta` to a counter and return its new value (exact under
+    concurrency: the database does the arithmetic)."""
+    counter = getattr(Pattern, column)
+    result = await session.execute(
+        update(Pattern)
+        .where(Pattern.id == pattern_id)
+        .values({column: counter + delta})
+        .returning(counter)
+    )
+    value = result.scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+async def purge_deleted(session: AsyncSession, before: datetime) -> int:
+    ids = (
+        await session.execute(
+            select(Pattern.id).where(Pattern.deleted_at.is_not(None), Pattern.deleted_at < before)
+        )
+    ).scalars().all()
+    if ids:
+        await session.execute(delete(Pattern).where(Pattern.id.in_(ids)))
+    return len(ids)
