@@ -153,9 +153,7 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def settings(
-    backend: Backend, tmp_path: Path, settings_overrides: dict[str, Any]
-) -> Settings:
+def settings(backend: Backend, tmp_path: Path, settings_overrides: dict[str, Any]) -> Settings:
     return make_settings(backend, tmp_path / "var", **settings_overrides)
 
 

@@ -15,8 +15,8 @@ from beatmachine.patterns import jobs as patterns_jobs
 from beatmachine.patterns import router as patterns_router
 from beatmachine.patterns import routes_history as patterns_history
 from beatmachine.patterns import stats as patterns_stats
-from beatmachine.users import service as users_service
 from beatmachine.users import router as users_router
+from beatmachine.users import service as users_service
 
 router = APIRouter(prefix="/api")
 router.include_router(auth_router.router)

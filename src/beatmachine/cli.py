@@ -12,6 +12,7 @@ from rich.console import Console
 from beatmachine.app import build_state
 from beatmachine.core import migrate as migrations
 from beatmachine.core.config import get_settings
+from beatmachine.core.errors import AppError
 from beatmachine.core.logging import configure_logging
 from beatmachine.machines import service as machines_service
 from beatmachine.machines.xml import MachineXmlError, parse_machine_xml
@@ -57,6 +58,7 @@ def serve(
 @app.command("create-admin")
 def create_admin(email: str = typer.Argument(..., help="E-mail of an existing account.")) -> None:
     """Make an existing account an administrator."""
+
     async def run() -> None:
         state = build_state(get_settings())
         try:
@@ -64,6 +66,7 @@ def create_admin(email: str = typer.Argument(..., help="E-mail of an existing ac
                 user = await users_service.make_admin(session, email)
             console.print(f"[green]{user.email} ({user.id}) is now an administrator[/green]")
         finally:
+            await state.cache.close()
             await state.engine.dispose()
 
     try:
@@ -81,10 +84,16 @@ def import_machine(
 ) -> None:
     """Import a front-end machine XML file as a new machine or a new version."""
 
+    # Read and parse before the event loop starts: nothing else runs yet.
+    try:
+        document = parse_machine_xml(file.read_bytes(), machine_id)
+    except MachineXmlError as exc:
+        console.print(f"[red]refused: {exc}[/red]")
+        raise typer.Exit(1) from exc
+
     async def run() -> None:
         state = build_state(get_settings())
         try:
-            document = parse_machine_xml(file.read_bytes(), machine_id)
             async with state.sessionmaker() as session, session.begin():
                 result = await machines_service.publish(
                     session,
@@ -106,8 +115,8 @@ def import_machine(
 
     try:
         asyncio.run(run())
-    except MachineXmlError as exc:
-        console.print(f"[red]refused: {exc}[/red]")
+    except AppError as exc:
+        console.print(f"[red]refused: {exc.message}[/red]")
         raise typer.Exit(1) from exc
 
 

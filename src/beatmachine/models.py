@@ -25,6 +25,6 @@ __all__ = [
     "RefreshToken",
     "ShareLink",
     "User",
-    "is_search_object",
     "UserPreferences",
+    "is_search_object",
 ]

@@ -19,6 +19,7 @@ def settings_overrides() -> dict[str, Any]:
     """Flavors come from the machines the server serves: install the defaults."""
     return {"INSTALL_DEFAULT_MACHINES": True}
 
+
 ALL_CHANGED = {
     "defaultBpm": 180,
     "defaultKey": 7,

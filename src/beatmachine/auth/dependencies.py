@@ -20,7 +20,9 @@ _bearer = HTTPBearer(auto_error=False, description="Access token from login or r
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def _current_auth(session: SessionDep, state: StateDep, credentials: BearerDep) -> Authenticated:
+async def _current_auth(
+    session: SessionDep, state: StateDep, credentials: BearerDep
+) -> Authenticated:
     if credentials is None:
         raise AuthRequired()
     return await service.authenticate(session, state, credentials.credentials)
@@ -30,7 +32,9 @@ async def _current_user(auth: Annotated[Authenticated, Depends(_current_auth)]) 
     return auth.user
 
 
-async def _optional_user(session: SessionDep, state: StateDep, credentials: BearerDep) -> User | None:
+async def _optional_user(
+    session: SessionDep, state: StateDep, credentials: BearerDep
+) -> User | None:
     if credentials is None:
         return None
     return (await service.authenticate(session, state, credentials.credentials)).user

@@ -49,7 +49,12 @@ async def rotate_refresh_token(session: AsyncSession, token_id: str, now: dateti
 
 
 async def revoke_sessions(
-    session: AsyncSession, *, user_id: str, reason: str, now: datetime, session_id: str | None = None
+    session: AsyncSession,
+    *,
+    user_id: str,
+    reason: str,
+    now: datetime,
+    session_id: str | None = None,
 ) -> None:
     statement = update(AuthSession).where(
         AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
@@ -59,7 +64,9 @@ async def revoke_sessions(
     await session.execute(statement.values(revoked_at=now, revoked_reason=reason))
 
 
-async def active_sessions(session: AsyncSession, user_id: str, now: datetime) -> Sequence[AuthSession]:
+async def active_sessions(
+    session: AsyncSession, user_id: str, now: datetime
+) -> Sequence[AuthSession]:
     result = await session.execute(
         select(AuthSession)
         .where(

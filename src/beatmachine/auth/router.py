@@ -83,7 +83,9 @@ async def register(
     )
 
 
-@router.post("/login", response_model=Envelope[AuthResult], responses=error_responses(401, 422, 429))
+@router.post(
+    "/login", response_model=Envelope[AuthResult], responses=error_responses(401, 422, 429)
+)
 async def login(
     body: LoginRequest, session: SessionDep, state: StateDep, client: ClientInfo
 ) -> Envelope[AuthResult]:
@@ -165,7 +167,9 @@ async def _oauth_result(
 
 
 @router.post(
-    "/oauth/google", response_model=Envelope[OAuthResult], responses=error_responses(401, 404, 422, 503)
+    "/oauth/google",
+    response_model=Envelope[OAuthResult],
+    responses=error_responses(401, 404, 422, 503),
 )
 async def oauth_google(
     body: IdTokenRequest,
@@ -179,7 +183,9 @@ async def oauth_google(
 
 
 @router.post(
-    "/oauth/apple", response_model=Envelope[OAuthResult], responses=error_responses(401, 404, 422, 503)
+    "/oauth/apple",
+    response_model=Envelope[OAuthResult],
+    responses=error_responses(401, 404, 422, 503),
 )
 async def oauth_apple(
     body: IdTokenRequest,
@@ -232,7 +238,9 @@ async def list_sessions(session: SessionDep, auth: CurrentAuth) -> Envelope[Sess
 @router.delete(
     "/sessions/{session_id}", response_model=Envelope[Message], responses=error_responses(401, 404)
 )
-async def revoke_session(session_id: str, session: SessionDep, user: CurrentUser) -> Envelope[Message]:
+async def revoke_session(
+    session_id: str, session: SessionDep, user: CurrentUser
+) -> Envelope[Message]:
     await service.revoke_session(session, user, session_id)
     return ok(Message(message="The session has been signed out."))
 

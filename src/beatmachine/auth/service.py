@@ -230,7 +230,11 @@ async def register(
 
 def _login_limits(state: AppState) -> tuple[int, int, int]:
     settings = state.settings
-    return settings.login_fail_limit_account, settings.login_fail_limit_ip, settings.login_fail_window
+    return (
+        settings.login_fail_limit_account,
+        settings.login_fail_limit_ip,
+        settings.login_fail_window,
+    )
 
 
 async def _check_login_throttle(state: AppState, email: str, ip: str) -> None:
@@ -322,9 +326,7 @@ async def forgot_password(session: AsyncSession, state: AppState, email: str) ->
     if user is None or user.deletion_scheduled_at is not None:
         log.info("password_reset_unknown_email")
         return
-    raw = await _new_one_time_token(
-        session, user, RESET_PURPOSE, state.settings.password_reset_ttl
-    )
+    raw = await _new_one_time_token(session, user, RESET_PURPOSE, state.settings.password_reset_ttl)
     minutes = state.settings.password_reset_ttl // 60
     _mail_after_commit(
         session,
@@ -413,15 +415,19 @@ async def _account_for_identity(
 ) -> tuple[User, bool]:
     for _attempt in range(2):
         linked = (
-            await session.execute(
-                select(User)
-                .join(OAuthAccount, OAuthAccount.user_id == User.id)
-                .where(
-                    OAuthAccount.provider == identity.provider,
-                    OAuthAccount.provider_user_id == identity.subject,
+            (
+                await session.execute(
+                    select(User)
+                    .join(OAuthAccount, OAuthAccount.user_id == User.id)
+                    .where(
+                        OAuthAccount.provider == identity.provider,
+                        OAuthAccount.provider_user_id == identity.subject,
+                    )
                 )
             )
-        ).unique().scalar_one_or_none()
+            .unique()
+            .scalar_one_or_none()
+        )
         if linked is not None:
             return linked, False
         if not identity.email:

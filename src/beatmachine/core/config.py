@@ -70,9 +70,7 @@ class Settings(BaseSettings):
     bcrypt_rounds: int = Field(12, alias="BCRYPT_ROUNDS")
     argon2_time_cost: int = Field(3, alias="ARGON2_TIME_COST")
     argon2_memory_cost: int = Field(65536, alias="ARGON2_MEMORY_COST")
-    admin_emails: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, alias="ADMIN_EMAILS"
-    )
+    admin_emails: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="ADMIN_EMAILS")
 
     # --- OAuth providers (empty client id = provider off) ----------------------
     google_client_id: str = Field("", alias="GOOGLE_CLIENT_ID")
@@ -114,9 +112,7 @@ class Settings(BaseSettings):
     app_url: str = Field("http://localhost:3009", alias="APP_URL")
     machines_dir: Path | None = Field(None, alias="MACHINES_DIR")
     install_default_machines: bool = Field(True, alias="INSTALL_DEFAULT_MACHINES")
-    cors_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, alias="CORS_ORIGINS"
-    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="CORS_ORIGINS")
 
     @field_validator("admin_emails", mode="before")
     @classmethod

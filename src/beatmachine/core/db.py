@@ -65,11 +65,15 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 20, echo: bool = False
+) -> AsyncEngine:
     """An engine with pooling on PostgreSQL and sane pragmas on SQLite."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url, echo=echo, poolclass=NullPool if ":memory:" not in url else None,
+            url,
+            echo=echo,
+            poolclass=NullPool if ":memory:" not in url else None,
             connect_args={"timeout": 30},
         )
 
@@ -154,8 +158,10 @@ async def insert_ignoring_conflict(
     dialect_insert = (
         postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     )
-    statement = dialect_insert(table).values(**values).on_conflict_do_nothing(
-        index_elements=conflict_columns
+    statement = (
+        dialect_insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=conflict_columns)
     )
     result = await session.execute(statement)
     return bool(getattr(result, "rowcount", 0) == 1)

@@ -131,8 +131,12 @@ async def _validation_handler(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     if any(err.get("type") == "json_invalid" for err in errors):
-        details = {"fields": [{"field": "body", "message": "not valid JSON", "type": "json_invalid"}]}
-        return error_response(ValidationFailed("The request body is not valid JSON.", details=details))
+        details = {
+            "fields": [{"field": "body", "message": "not valid JSON", "type": "json_invalid"}]
+        }
+        return error_response(
+            ValidationFailed("The request body is not valid JSON.", details=details)
+        )
     return error_response(ValidationFailed(details=validation_details(errors)))
 
 

@@ -74,7 +74,9 @@ class Mailer:
         folder = anyio.Path(self._outbox)
         await folder.mkdir(parents=True, exist_ok=True)
         await (folder / f"{new_id('eml')}.eml").write_bytes(bytes(message))
-        log.info("mail_outbox", to=message["To"], subject=message["Subject"], body=message.get_content())
+        log.info(
+            "mail_outbox", to=message["To"], subject=message["Subject"], body=message.get_content()
+        )
 
     async def drain(self) -> None:
         """Wait for messages still being sent (shutdown, tests)."""

@@ -36,7 +36,9 @@ class Metrics:
             registry=self.registry,
         )
         self.mail_sent = Counter(
-            "mail_sent_total", "E-mails handed to the transport.", ["transport", "outcome"],
+            "mail_sent_total",
+            "E-mails handed to the transport.",
+            ["transport", "outcome"],
             registry=self.registry,
         )
         self.jobs = Counter(

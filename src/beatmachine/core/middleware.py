@@ -172,7 +172,9 @@ class BodyGuardMiddleware:
         declared = headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
-                await error_response(PayloadTooLarge("Content-Length is not a number."))(scope, receive, send)
+                await error_response(PayloadTooLarge("Content-Length is not a number."))(
+                    scope, receive, send
+                )
                 return
             if int(declared) > self.max_bytes:
                 await error_response(self._too_large())(scope, receive, send)
@@ -280,7 +282,9 @@ class RateLimitMiddleware:
     and `Retry-After`.
     """
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter, settings: Settings, jwt_secret: str) -> None:
+    def __init__(
+        self, app: ASGIApp, limiter: RateLimiter, settings: Settings, jwt_secret: str
+    ) -> None:
         self.app = app
         self.limiter = limiter
         self.settings = settings

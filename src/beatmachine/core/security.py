@@ -1,4 +1,5 @@
-"""Password hashing (Argon2id, bcrypt verified for migrated accounts), access JWTs, secret tokens."""
+"""Password hashing (Argon2id; bcrypt verified for migrated accounts), access JWTs and
+secret tokens."""
 
 from __future__ import annotations
 
@@ -56,7 +57,9 @@ class PasswordHasherService:
                 valid = False
             return PasswordCheck(valid=valid, needs_rehash=valid)
         valid = self._verify_argon2(password_hash, password)
-        return PasswordCheck(valid=valid, needs_rehash=valid and self._argon2.check_needs_rehash(password_hash))
+        return PasswordCheck(
+            valid=valid, needs_rehash=valid and self._argon2.check_needs_rehash(password_hash)
+        )
 
     def _verify_argon2(self, password_hash: str, password: str) -> bool:
         try:
@@ -105,7 +108,11 @@ def decode_access_token(secret: str, token: str) -> AccessClaims:
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from exc
-    if payload.get("typ") != "access" or not isinstance(payload["sub"], str) or not isinstance(payload["sid"], str):
+    if (
+        payload.get("typ") != "access"
+        or not isinstance(payload["sub"], str)
+        or not isinstance(payload["sid"], str)
+    ):
         raise InvalidToken("not an access token")
     return AccessClaims(
         user_id=payload["sub"],

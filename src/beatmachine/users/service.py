@@ -147,12 +147,16 @@ async def cancel_deletion(session: AsyncSession, user: User) -> None:
 async def purge_deleted(session: AsyncSession, now: datetime) -> Sequence[str]:
     """Remove accounts whose deletion grace period is over; their data goes with them."""
     ids = (
-        await session.execute(
-            select(User.id).where(
-                User.deletion_scheduled_at.is_not(None), User.deletion_scheduled_at <= now
+        (
+            await session.execute(
+                select(User.id).where(
+                    User.deletion_scheduled_at.is_not(None), User.deletion_scheduled_at <= now
+                )
             )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     if ids:
         await session.execute(delete(User).where(User.id.in_(ids)))
     return ids
