@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
 import itertools
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -76,3 +81,26 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 def validation_fields(response: httpx.Response) -> set[str]:
     error = assert_error(response, 422, "VALIDATION_ERROR")
     return {item["field"] for item in error["details"]["fields"]}
+
+
+def _verification_tokens(outbox: Path, address: str) -> list[str]:
+    tokens = []
+    for path in sorted(outbox.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if message["To"] == address and isinstance(message, email.message.EmailMessage):
+            match = re.search(r"verify-email\?token=([A-Za-z0-9_-]+)", message.get_content())
+            if match:
+                tokens.append(match.group(1))
+    return tokens
+
+
+async def confirm_email(client: httpx.AsyncClient, account: Account) -> None:
+    """Follow the verification link the app mailed to the account (outbox set-up)."""
+    transport = client._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    state = transport.app.state.services  # type: ignore[attr-defined]
+    await state.mailer.drain()
+    tokens = _verification_tokens(state.settings.effective_outbox_dir, account.email)
+    assert tokens, f"no verification mail for {account.email}"
+    response = await client.post("/api/auth/verify-email", json={"token": tokens[-1]})
+    assert response.status_code == 200, response.text

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.machines.models import Machine, MachineVersion
-from tests.factories import Account, register
+from tests.factories import Account, confirm_email, register
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The front end's machine files live beside the project, never inside it.
@@ -147,8 +147,10 @@ def machine_body(machine_id: str = "bachata", **changes: Any) -> dict[str, Any]:
 
 
 async def register_admin(client: httpx.AsyncClient) -> Account:
-    """An account listed in ADMIN_EMAILS (use with ADMIN_OVERRIDES)."""
-    return await register(client, email=ADMIN_EMAIL, display_name="Admin")
+    """An account listed in ADMIN_EMAILS (use with ADMIN_OVERRIDES), its email confirmed."""
+    account = await register(client, email=ADMIN_EMAIL, display_name="Admin")
+    await confirm_email(client, account)
+    return account
 
 
 async def import_xml(

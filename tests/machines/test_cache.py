@@ -11,6 +11,8 @@ from asgi_lifespan import LifespanManager
 
 from beatmachine.app import create_app
 from beatmachine.core.config import Settings
+from beatmachine.core.state import AppState
+from beatmachine.machines import service
 from tests.conftest import Backend
 from tests.factories import Account
 from tests.machines.helpers import (
@@ -61,7 +63,8 @@ async def test_get_carries_etag_and_cache_control(
     response = await client.get(path, headers={"Accept": accept})
 
     assert response.status_code == 200, response.text
-    assert response.headers["etag"].startswith('"') and response.headers["etag"].endswith('"')
+    # Weak: the same document goes out plain, gzip or brotli.
+    assert response.headers["etag"].startswith('W/"') and response.headers["etag"].endswith('"')
     assert response.headers["cache-control"] == "public, max-age=60, stale-while-revalidate=300"
     assert "Accept" in [v.strip() for v in response.headers["vary"].split(",")]
 
@@ -88,6 +91,19 @@ async def test_if_none_match_with_the_etag_is_not_modified(
     assert response.content == b""
     assert response.headers["etag"] == etag
     assert "cache-control" in response.headers
+
+
+async def test_if_none_match_compares_weakly(
+    client: httpx.AsyncClient, salsa: dict[str, Any]
+) -> None:
+    etag = (await client.get("/api/machines/salsa")).headers["etag"]
+
+    response = await client.get(
+        "/api/machines/salsa", headers={"If-None-Match": f'"other", {etag.removeprefix("W/")}'}
+    )
+
+    assert response.status_code == 304
+    assert response.content == b""
 
 
 async def test_if_none_match_with_another_etag_sends_the_document(
@@ -211,3 +227,18 @@ async def test_a_publish_on_one_instance_is_served_by_another_at_once(
     assert data["instruments"][0]["title"] == "Wood Clave"
     assert 'title="Wood Clave"' in xml.text
     assert listed.json()["data"]["machines"][0]["currentVersion"] == 2
+
+
+async def test_a_stale_document_written_after_a_publish_is_never_served(
+    client: httpx.AsyncClient, admin: Account, salsa: dict[str, Any], state: AppState
+) -> None:
+    # A reader that loaded version 1 just before a publish files it in the cache late.
+    stale = (await client.get("/api/machines/salsa")).content
+    old_generation = (await state.cache.get(service.GENERATION_KEY) or b"0").decode()
+    await change_clave(client, admin, "Wood Clave")
+    await state.cache.set(service.document_cache_key(old_generation, "salsa", "json"), stale)
+
+    response = await client.get("/api/machines/salsa")
+
+    assert response.json()["data"]["version"] == 2
+    assert response.json()["data"]["instruments"][0]["title"] == "Wood Clave"

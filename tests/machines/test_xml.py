@@ -453,6 +453,10 @@ def test_not_well_formed_xml_is_refused(data: bytes) -> None:
             "Clave",
         ),
         (
+            machine_xml(instrument_xml("<activeProgram>1</activeProgram>")),
+            "Clave",
+        ),
+        (
             machine_xml(instrument_xml(program_xml('<bm:Note index="4" pitch="0" />', length=4))),
             "Clave/programs/Program[0]",
         ),
@@ -507,6 +511,7 @@ def test_not_well_formed_xml_is_refused(data: bytes) -> None:
         "second-note-without-pitch",
         "unknown-instrument-element",
         "active-program-out-of-range",
+        "active-program-without-programs",
         "note-index-at-length",
         "note-index-not-a-number",
         "unknown-note-attribute",

@@ -19,7 +19,7 @@ from beatmachine.auth.dependencies import AdminUser
 from beatmachine.cli import app as cli_app
 from beatmachine.core.config import Settings, get_settings
 from beatmachine.users.models import User
-from tests.factories import PASSWORD, assert_error, register, validation_fields
+from tests.factories import PASSWORD, assert_error, confirm_email, register, validation_fields
 from tests.users.helpers import preferences_row, user_count, user_row
 
 BOSS_EMAIL = "boss@example.com"
@@ -74,6 +74,7 @@ async def admin_ids(db: AsyncSession) -> list[str]:
 
 async def test_account_listed_in_admin_emails_is_admin(client: httpx.AsyncClient) -> None:
     boss = await register(client, email=BOSS_EMAIL)
+    await confirm_email(client, boss)
 
     response = await client.get("/api/users/me", headers=boss.headers)
 
@@ -83,10 +84,22 @@ async def test_account_listed_in_admin_emails_is_admin(client: httpx.AsyncClient
 
 async def test_admin_emails_match_regardless_of_case(client: httpx.AsyncClient) -> None:
     boss = await register(client, email="SECOND.Boss@EXAMPLE.com")
+    await confirm_email(client, boss)
 
     response = await client.get("/api/users/me", headers=boss.headers)
 
     assert response.json()["data"]["isAdmin"] is True
+
+
+async def test_listed_account_is_not_admin_before_its_email_is_confirmed(
+    client: httpx.AsyncClient,
+) -> None:
+    # Otherwise whoever registers a listed address first would become admin.
+    boss = await register(client, email=BOSS_EMAIL)
+
+    response = await client.get("/api/users/me", headers=boss.headers)
+
+    assert response.json()["data"]["isAdmin"] is False
 
 
 async def test_account_not_listed_is_not_admin(client: httpx.AsyncClient) -> None:
@@ -102,6 +115,7 @@ async def test_account_not_listed_is_not_admin(client: httpx.AsyncClient) -> Non
 
 async def test_admin_dependency_lets_an_admin_through(client: httpx.AsyncClient) -> None:
     boss = await register(client, email=BOSS_EMAIL)
+    await confirm_email(client, boss)
 
     response = await client.get(ADMIN_ROUTE, headers=boss.headers)
 
@@ -133,6 +147,7 @@ async def test_admin_dependency_refuses_a_logged_out_admin_with_401(
     client: httpx.AsyncClient,
 ) -> None:
     boss = await register(client, email=BOSS_EMAIL)
+    await confirm_email(client, boss)
     await client.post("/api/auth/logout", headers=boss.headers)
 
     response = await client.get(ADMIN_ROUTE, headers=boss.headers)

@@ -9,7 +9,12 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+
+# More requests in flight than connections wait for one (a plain pool raises
+# MaxConnectionsError, a 500, past its size).
+REDIS_MAX_CONNECTIONS = 100
+REDIS_POOL_TIMEOUT = 10
 
 
 class Cache(Protocol):
@@ -90,4 +95,11 @@ class RedisCache:
 def create_cache(redis_url: str, prefix: str) -> Cache:
     if not redis_url:
         return MemoryCache()
-    return RedisCache(Redis.from_url(redis_url, socket_timeout=5, health_check_interval=30), prefix)
+    pool = BlockingConnectionPool.from_url(
+        redis_url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=REDIS_POOL_TIMEOUT,
+        socket_timeout=5,
+        health_check_interval=30,
+    )
+    return RedisCache(Redis.from_pool(pool), prefix)

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
+from redis.asyncio import BlockingConnectionPool
+
+from beatmachine.core.cache import REDIS_MAX_CONNECTIONS, REDIS_POOL_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,18 @@ class RateLimiter:
         self._storage: Storage
         if redis_url:
             uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
-            self._storage = RedisStorage(uri, implementation="redispy", key_prefix=prefix + "rl")
+            # A blocking pool: requests beyond its size wait instead of failing.
+            pool = BlockingConnectionPool.from_url(
+                uri.removeprefix("async+"),
+                max_connections=REDIS_MAX_CONNECTIONS,
+                timeout=REDIS_POOL_TIMEOUT,
+            )
+            self._storage = RedisStorage(
+                uri,
+                implementation="redispy",
+                key_prefix=prefix + "rl",
+                connection_pool=pool,  # type: ignore[arg-type]  # limits types options narrowly
+            )
         else:
             self._storage = MemoryStorage()
         self._limiter = FixedWindowRateLimiter(self._storage)

@@ -26,3 +26,12 @@ class JSONResponse(StarletteJSONResponse):
 
     def render(self, content: Any) -> bytes:
         return dumps(content)
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """`If-None-Match` with the weak comparison of RFC 9110 (13.1.2): `W/"x"` matches `"x"`."""
+    if not if_none_match:
+        return False
+    wanted = etag.strip().removeprefix("W/")
+    candidates = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return wanted in candidates or "*" in candidates

@@ -89,10 +89,10 @@ class Instrument(CamelModel):
 
     @model_validator(mode="after")
     def _active_program_exists(self) -> Self:
-        if self.programs and self.active_program >= len(self.programs):
+        # Without programs only the front end's default (0) is allowed.
+        if self.active_program >= max(1, len(self.programs)):
             raise ValueError(
-                f"activeProgram {self.active_program} is outside its "
-                f"{len(self.programs)} programs"
+                f"activeProgram {self.active_program} is outside its {len(self.programs)} programs"
             )
         return self
 

@@ -12,6 +12,7 @@ from beatmachine.auth.dependencies import AdminUser
 from beatmachine.core.db import SessionDep
 from beatmachine.core.errors import ValidationFailed
 from beatmachine.core.pagination import PageDep
+from beatmachine.core.responses import etag_matches
 from beatmachine.core.schemas import Envelope, error_responses, ok
 from beatmachine.core.state import StateDep
 from beatmachine.machines import service
@@ -48,8 +49,7 @@ def _wants_xml(request: Request) -> bool:
 
 def _conditional(request: Request, rendered: service.RenderedDocument, media_type: str) -> Response:
     headers = {"ETag": rendered.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept"}
-    candidates = [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]
-    if rendered.etag in candidates or "*" in candidates:
+    if etag_matches(request.headers.get("if-none-match", ""), rendered.etag):
         return Response(status_code=304, headers=headers)
     return Response(rendered.body, media_type=media_type, headers=headers)
 
@@ -76,8 +76,12 @@ async def create_machine(
     body: MachineWrite, session: SessionDep, state: StateDep, admin: AdminUser
 ) -> Envelope[MachineOut]:
     result = await service.publish(
-        session, state.cache, body.document(), author_id=admin.id,
-        change_note=body.change_note or "Created", create=True,
+        session,
+        state.cache,
+        body.document(),
+        author_id=admin.id,
+        change_note=body.change_note or "Created",
+        create=True,
     )
     return ok(_out(result.published))
 
@@ -107,13 +111,20 @@ async def import_machine_xml(
             details={"element": exc.element, "maxBytes": MAX_XML_BYTES},
         ) from exc
     result = await service.publish(
-        session, state.cache, document, author_id=admin.id,
+        session,
+        state.cache,
+        document,
+        author_id=admin.id,
         change_note=change_note or "Imported from XML",
     )
     return ok(_out(result.published))
 
 
-@router.get("/{machine_id}.xml", response_class=Response, responses={200: {"content": {XML_MEDIA_TYPE: {}}}, **error_responses(404)})
+@router.get(
+    "/{machine_id}.xml",
+    response_class=Response,
+    responses={200: {"content": {XML_MEDIA_TYPE: {}}}, **error_responses(404)},
+)
 async def get_machine_xml(
     machine_id: str, request: Request, session: SessionDep, state: StateDep
 ) -> Response:
@@ -148,11 +159,17 @@ async def update_machine(
     """Publish a new version of the whole machine."""
     if body.id != machine_id:
         raise ValidationFailed(
-            details={"fields": [{"field": "id", "message": "must match the path", "type": "mismatch"}]}
+            details={
+                "fields": [{"field": "id", "message": "must match the path", "type": "mismatch"}]
+            }
         )
     result = await service.publish(
-        session, state.cache, body.document(), author_id=admin.id,
-        change_note=body.change_note, create=False,
+        session,
+        state.cache,
+        body.document(),
+        author_id=admin.id,
+        change_note=body.change_note,
+        create=False,
     )
     return ok(_out(result.published))
 
@@ -197,15 +214,19 @@ async def get_version(
     machine_id: str, version: int, request: Request, session: SessionDep
 ) -> Response:
     published = await service.get_published(session, machine_id, version)
-    etag = f'"{published.version.content_hash[:32]}-v{version}"'
+    wants_xml = _wants_xml(request)
+    representation = "xml" if wants_xml else "json"
+    etag = f'W/"{published.version.content_hash[:32]}-v{version}-{representation}"'
     headers = {"ETag": etag, "Cache-Control": "public, max-age=86400, immutable", "Vary": "Accept"}
-    if etag in request.headers.get("if-none-match", ""):
+    if etag_matches(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=304, headers=headers)
-    if _wants_xml(request):
+    if wants_xml:
         body = await anyio.to_thread.run_sync(machine_to_xml, published.document)
         return Response(body, media_type=XML_MEDIA_TYPE, headers=headers)
     return Response(
-        ok(_out(published)).model_dump_json(by_alias=True), media_type="application/json", headers=headers
+        ok(_out(published)).model_dump_json(by_alias=True),
+        media_type="application/json",
+        headers=headers,
     )
 
 
@@ -218,7 +239,12 @@ async def rollback(
     machine_id: str, body: RollbackRequest, session: SessionDep, state: StateDep, admin: AdminUser
 ) -> Envelope[MachineOut]:
     published = await service.rollback(
-        session, state.cache, machine_id, body.version, author_id=admin.id, change_note=body.change_note
+        session,
+        state.cache,
+        machine_id,
+        body.version,
+        author_id=admin.id,
+        change_note=body.change_note,
     )
     return ok(_out(published))
 
@@ -233,7 +259,12 @@ async def add_instrument(
     machine_id: str, body: InstrumentWrite, session: SessionDep, state: StateDep, admin: AdminUser
 ) -> Envelope[MachineOut]:
     published = await service.add_instrument(
-        session, state.cache, machine_id, body.instrument(), author_id=admin.id, change_note=body.change_note
+        session,
+        state.cache,
+        machine_id,
+        body.instrument(),
+        author_id=admin.id,
+        change_note=body.change_note,
     )
     return ok(_out(published))
 
@@ -252,8 +283,13 @@ async def replace_instrument(
     admin: AdminUser,
 ) -> Envelope[MachineOut]:
     published = await service.replace_instrument(
-        session, state.cache, machine_id, instrument_id, body.instrument(),
-        author_id=admin.id, change_note=body.change_note,
+        session,
+        state.cache,
+        machine_id,
+        instrument_id,
+        body.instrument(),
+        author_id=admin.id,
+        change_note=body.change_note,
     )
     return ok(_out(published))
 

@@ -32,11 +32,23 @@ from beatmachine.machines.xml import machine_to_xml
 log = structlog.get_logger(__name__)
 
 CACHE_TTL_SECONDS = 3600
-LIST_CACHE_KEY = "machines:list"
+# Every cached document is filed under the current generation; a publish starts a new
+# one. A reader that loaded an old version just before a publish can then only file it
+# under the old generation, which nobody reads any more.
+GENERATION_KEY = "machines:generation"
 
 
-def document_cache_key(machine_id: str, representation: str) -> str:
-    return f"machines:doc:{machine_id}:{representation}"
+def document_cache_key(generation: str, machine_id: str, representation: str) -> str:
+    return f"machines:doc:{generation}:{machine_id}:{representation}"
+
+
+def list_cache_key(generation: str) -> str:
+    return f"machines:list:{generation}"
+
+
+async def _generation(cache: Cache) -> str:
+    value = await cache.get(GENERATION_KEY)
+    return value.decode() if value is not None else "0"
 
 
 def content_hash(document: MachineDocument) -> str:
@@ -58,12 +70,14 @@ class PublishResult:
 
 
 async def invalidate(cache: Cache, machine_id: str) -> None:
-    """Drop a machine's cached documents; with Redis every API process reads the same
-    cache, so all of them see the new version at once."""
+    """Start a new cache generation after `machine_id` changed; with Redis every API
+    process reads the same generation, so all of them serve the new version at once."""
+    old = await _generation(cache)
+    await cache.set(GENERATION_KEY, new_id("gen").encode())
     await cache.delete(
-        LIST_CACHE_KEY,
-        document_cache_key(machine_id, "json"),
-        document_cache_key(machine_id, "xml"),
+        list_cache_key(old),
+        document_cache_key(old, machine_id, "json"),
+        document_cache_key(old, machine_id, "xml"),
     )
 
 
@@ -163,7 +177,9 @@ async def publish(
         if document.flavor != machine.flavor:
             raise ValidationFailed(
                 "A machine keeps its flavor; create a new machine for another flavor.",
-                details={"fields": [{"field": "flavor", "message": "cannot change", "type": "immutable"}]},
+                details={
+                    "fields": [{"field": "flavor", "message": "cannot change", "type": "immutable"}]
+                },
             )
         machine.title = document.title
         machine.description = document.description
@@ -319,7 +335,11 @@ async def validate_choices(
     if published is None:
         flavors = ", ".join(await known_flavors(session))
         raise ValidationFailed(
-            details={"fields": [{"field": "flavor", "message": f"must be one of {flavors}", "type": "enum"}]}
+            details={
+                "fields": [
+                    {"field": "flavor", "message": f"must be one of {flavors}", "type": "enum"}
+                ]
+            }
         )
     problems = []
     for position, choice in enumerate(choices):
@@ -327,7 +347,11 @@ async def validate_choices(
         where = f"{field_prefix}.{position}"
         if instrument is None:
             problems.append(
-                {"field": f"{where}.id", "message": f"{flavor} has no instrument {choice.id!r}", "type": "unknown_instrument"}
+                {
+                    "field": f"{where}.id",
+                    "message": f"{flavor} has no instrument {choice.id!r}",
+                    "type": "unknown_instrument",
+                }
             )
         elif not 0 <= choice.active_program < max(1, len(instrument.programs)):
             problems.append(
@@ -365,7 +389,7 @@ async def rendered_document(
 ) -> RenderedDocument:
     """The current version of a machine as ready-to-send bytes (`json` envelope or `xml`),
     from the cache when possible. Reads vastly outnumber publishes."""
-    key = document_cache_key(machine_id, representation)
+    key = document_cache_key(await _generation(cache), machine_id, representation)
     cached = await cache.get(key)
     if cached is not None:
         return _unpack(cached)
@@ -376,14 +400,16 @@ async def rendered_document(
         data = published.document.model_dump(mode="json", by_alias=True)
         data["version"] = published.version.version
         body = orjson.dumps({"success": True, "data": data})
-    tag = f'"{published.version.content_hash[:32]}-v{published.version.version}-{representation}"'
+    # Weak: the same entity is sent plain, gzip or brotli.
+    tag = f'W/"{published.version.content_hash[:32]}-v{published.version.version}-{representation}"'
     rendered = RenderedDocument(body=body, etag=tag)
     await cache.set(key, _pack(rendered), ttl=CACHE_TTL_SECONDS)
     return rendered
 
 
 async def rendered_list(session: AsyncSession, cache: Cache) -> RenderedDocument:
-    cached = await cache.get(LIST_CACHE_KEY)
+    key = list_cache_key(await _generation(cache))
+    cached = await cache.get(key)
     if cached is not None:
         return _unpack(cached)
     machines = [
@@ -397,6 +423,6 @@ async def rendered_list(session: AsyncSession, cache: Cache) -> RenderedDocument
         for m in await list_machines(session)
     ]
     body = orjson.dumps({"success": True, "data": {"machines": machines}})
-    rendered = RenderedDocument(body=body, etag=f'"{hashlib.sha256(body).hexdigest()[:32]}"')
-    await cache.set(LIST_CACHE_KEY, _pack(rendered), ttl=CACHE_TTL_SECONDS)
+    rendered = RenderedDocument(body=body, etag=f'W/"{hashlib.sha256(body).hexdigest()[:32]}"')
+    await cache.set(key, _pack(rendered), ttl=CACHE_TTL_SECONDS)
     return rendered

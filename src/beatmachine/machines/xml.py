@@ -137,11 +137,15 @@ def _parse_program(element: Element, where: str) -> Program:
     for position, child in enumerate(element):
         note_where = f"{where}/Note[{position}]"
         if child.tag != _bm("Note"):
-            raise MachineXmlError(f"{note_where}: expected bm:Note, found {_local(child.tag)}", note_where)
+            raise MachineXmlError(
+                f"{note_where}: expected bm:Note, found {_local(child.tag)}", note_where
+            )
         note_values = _attributes(child, _NOTE_ATTRIBUTES, note_where)
         for required in ("index", "pitch"):
             if required not in note_values:
-                raise MachineXmlError(f"{note_where}: the {required!r} attribute is missing", note_where)
+                raise MachineXmlError(
+                    f"{note_where}: the {required!r} attribute is missing", note_where
+                )
         notes.append(_validated(Note, note_values, note_where))
     return _validated(Program, {**values, "notes": notes}, where)
 
@@ -164,7 +168,9 @@ def _parse_instrument(element: Element) -> Instrument:
             field, parse = _INSTRUMENT_FIELDS[child_name]
             values[field] = _convert(child.text or "", parse, f"{where}/{child_name}")
         else:
-            raise MachineXmlError(f"{where}: unknown element {child_name!r}", f"{where}/{child_name}")
+            raise MachineXmlError(
+                f"{where}: unknown element {child_name!r}", f"{where}/{child_name}"
+            )
     values["programs"] = programs
     return _validated(Instrument, values, where)
 
@@ -190,7 +196,9 @@ def parse_machine_xml(data: bytes, machine_id: str | None = None) -> MachineDocu
     except ParseError as exc:
         raise MachineXmlError(f"not well-formed XML: {exc}") from exc
     if root.tag != _bm("Machine"):
-        raise MachineXmlError(f"the root element must be bm:Machine, not {_local(root.tag)}", _local(root.tag))
+        raise MachineXmlError(
+            f"the root element must be bm:Machine, not {_local(root.tag)}", _local(root.tag)
+        )
     values: dict[str, Any] = {}
     instruments: list[Instrument] = []
     for child in root:
@@ -227,12 +235,16 @@ def _element(name: str, value: object, indent: str) -> str:
 
 
 def _attrs(pairs: list[tuple[str, object]]) -> str:
-    return "".join(f" {name}={quoteattr(_text(value))}" for name, value in pairs if value is not None)
+    return "".join(
+        f" {name}={quoteattr(_text(value))}" for name, value in pairs if value is not None
+    )
 
 
 def machine_to_xml(document: MachineDocument) -> bytes:
     """Write a machine in the front end's XML format (both namespaces as its loader expects)."""
-    out = [f'<?xml version="1.0" encoding="UTF-8"?>\n<bm:Machine xmlns="{BM_NS}" xmlns:bm="{BM_NS}">\n']
+    out = [
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<bm:Machine xmlns="{BM_NS}" xmlns:bm="{BM_NS}">\n'
+    ]
     out.append("\t<bm:instrumentList>\n")
     for instrument in document.instruments:
         name = instrument.element_name
@@ -246,7 +258,9 @@ def machine_to_xml(document: MachineDocument) -> bytes:
             attrs = _attrs([(n, getattr(program, f)) for n, (f, _p) in _PROGRAM_ATTRIBUTES.items()])
             out.append(f'\t\t\t\t<bm:Program xmlns="{BM_NS}"{attrs}>\n')
             for note in program.notes:
-                note_attrs = _attrs([(n, getattr(note, f)) for n, (f, _p) in _NOTE_ATTRIBUTES.items()])
+                note_attrs = _attrs(
+                    [(n, getattr(note, f)) for n, (f, _p) in _NOTE_ATTRIBUTES.items()]
+                )
                 out.append(f"\t\t\t\t\t<bm:Note{note_attrs} />\n")
             out.append("\t\t\t\t</bm:Program>\n")
         out.append("\t\t\t</programs>\n")

@@ -67,9 +67,12 @@ async def create_user(
 
 
 def is_admin(user: User, settings: Settings) -> bool:
-    """Admins are flagged in the database (`create-admin`) or listed in `ADMIN_EMAILS`;
-    the list is read on every check, so removing an address takes the rights away."""
-    return user.is_admin or user.email in settings.admin_emails
+    """Admins are flagged in the database (`create-admin`) or listed in `ADMIN_EMAILS`
+    with their email confirmed (else whoever registers a listed address first would be
+    admin). The list is read on every check, so removing an address takes the rights away."""
+    return user.is_admin or (
+        user.email in settings.admin_emails and user.email_verified_at is not None
+    )
 
 
 async def make_admin(session: AsyncSession, email: str) -> User:
