@@ -63,6 +63,7 @@ DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 PASSWORD = "bench-" + secrets.token_urlsafe(12)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 Kind = Literal["healthz", "login", "me"]
 
@@ -466,7 +467,7 @@ def run_httpx(
         start_at = time.time() + 0.2
         for _, receiver in processes:
             receiver.send(start_at)
-        server_cpu = sample_server_cpu(server, start_at + options.warmup, options.duration)
+        sample = sample_server(server, start_at + options.warmup, options.duration)
         results: list[LoadResult] = []
         for process, receiver in processes:
             if not receiver.poll(options.duration + 180):
@@ -491,7 +492,8 @@ def run_httpx(
         p99_ms=percentile(latencies, 99),
         max_ms=latencies[-1] if latencies else math.nan,
         statuses=dict(statuses),
-        server_cpu_pct=server_cpu,
+        server_cpu_pct=sample.cpu_pct,
+        server_peak_rss_mib=sample.peak_rss_mib,
         client_cpu_pct=100.0 * sum(r.cpu_seconds for r in results) / options.duration,
     )
 
@@ -587,9 +589,10 @@ def run_wrk(
     # The server's CPU is sampled while wrk runs; wrk's own CPU comes from the rusage of
     # our finished children.
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server_cpu = _sample_in_background(server, time.time() + 0.2, options.duration - 0.4)
+    sampler = _sample_in_background(server, time.time() + 0.2, options.duration - 0.4)
     completed = wrk(options.duration)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sample = sampler()
     line = next((ln for ln in completed.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no result:\n{completed.stdout}\n{completed.stderr}")
@@ -606,7 +609,8 @@ def run_wrk(
         p99_ms=data["p99_us"] / 1000.0,
         max_ms=data["max_us"] / 1000.0,
         statuses={"2xx/3xx": ok, **{f"wrk {k}": v for k, v in errors.items()}},
-        server_cpu_pct=server_cpu(),
+        server_cpu_pct=sample.cpu_pct,
+        server_peak_rss_mib=sample.peak_rss_mib,
         client_cpu_pct=100.0 * client_cpu / seconds,
     )
 
@@ -640,37 +644,56 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total / CLOCK_TICKS
 
 
-def sample_server_cpu(server: Server, start_at: float, seconds: float) -> float:
-    """Percent of one core the server used between start_at and start_at + seconds."""
+def _rss_mib(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        with suppress(OSError, IndexError, ValueError):
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    return total * PAGE_SIZE / 2**20
+
+
+@dataclass(frozen=True)
+class ServerSample:
+    cpu_pct: float  # of one core
+    peak_rss_mib: float  # all server processes together, sampled every 0.1 s
+
+
+def sample_server(server: Server, start_at: float, seconds: float) -> ServerSample:
+    """CPU and peak memory of the server between start_at and start_at + seconds."""
     if not Path("/proc").is_dir():
-        return math.nan
+        return ServerSample(math.nan, math.nan)
     time.sleep(max(0.0, start_at - time.time()))
     pids = _descendants(server.process.pid)
     before, begun = _cpu_seconds(pids), time.perf_counter()
-    time.sleep(seconds)
+    peak = _rss_mib(pids)
+    while (left := seconds - (time.perf_counter() - begun)) > 0:
+        time.sleep(min(0.1, left))
+        peak = max(peak, _rss_mib(pids))
     after, elapsed = _cpu_seconds(pids), time.perf_counter() - begun
-    return 100.0 * (after - before) / elapsed
+    return ServerSample(100.0 * (after - before) / elapsed, peak)
 
 
 def wait_idle(server: Server, timeout: float = 60.0) -> None:
     """Wait until the server has finished the work of requests whose clients are gone."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if sample_server_cpu(server, 0.0, 0.5) < 10.0:
+        if sample_server(server, 0.0, 0.5).cpu_pct < 10.0:
             return
 
 
-def _sample_in_background(server: Server, start_at: float, seconds: float) -> Callable[[], float]:
-    box: list[float] = []
+def _sample_in_background(
+    server: Server, start_at: float, seconds: float
+) -> Callable[[], ServerSample]:
+    box: list[ServerSample] = []
     thread = threading.Thread(
-        target=lambda: box.append(sample_server_cpu(server, start_at, max(0.5, seconds))),
+        target=lambda: box.append(sample_server(server, start_at, max(0.5, seconds))),
         daemon=True,
     )
     thread.start()
 
-    def result() -> float:
+    def result() -> ServerSample:
         thread.join()
-        return box[0] if box else math.nan
+        return box[0] if box else ServerSample(math.nan, math.nan)
 
     return result
 
@@ -688,6 +711,7 @@ class Measurement:
     max_ms: float
     statuses: dict[str, int]
     server_cpu_pct: float
+    server_peak_rss_mib: float
     client_cpu_pct: float
 
     @property
@@ -721,6 +745,7 @@ def render(options: Options, results: dict[Kind, Measurement]) -> Table:
         "req/s ratio",
         "p50 ratio",
         "server CPU",
+        "server MiB",
         "client CPU",
     ):
         table.add_column(header, justify="left" if header == "endpoint" else "right")
@@ -735,6 +760,7 @@ def render(options: Options, results: dict[Kind, Measurement]) -> Table:
             f"{m.rps / base.rps:.4f}" if base.rps else "-",
             f"{m.p50_ms / base.p50_ms:,.1f}" if base.p50_ms else "-",
             f"{m.server_cpu_pct:.0f}%",
+            f"{m.server_peak_rss_mib:,.0f}",
             f"{m.client_cpu_pct:.0f}%",
         )
     return table

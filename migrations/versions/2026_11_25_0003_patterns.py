@@ -176,8 +176,10 @@ SQLITE_FTS = [
     "SELECT id, title, description FROM patterns",
 ]
 POSTGRES_SEARCH = [
+    # Title words weigh A, description words B, so ts_rank puts a title match first.
     "ALTER TABLE patterns ADD COLUMN search_vector tsvector GENERATED ALWAYS AS "
-    "(to_tsvector('simple', coalesce(title, '') || ' ' || coalesce(description, ''))) STORED",
+    "(setweight(to_tsvector('simple', coalesce(title, '')), 'A') || "
+    "setweight(to_tsvector('simple', coalesce(description, '')), 'B')) STORED",
     "CREATE INDEX ix_patterns_search_vector ON patterns USING gin (search_vector)",
 ]
 

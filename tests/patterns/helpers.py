@@ -7,7 +7,10 @@ import itertools
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from beatmachine.patterns.models import Pattern
 from tests.factories import Account
 
 PATTERN_OVERRIDES: dict[str, Any] = {
@@ -48,7 +51,37 @@ async def create_pattern(
     client: httpx.AsyncClient, account: Account, **overrides: Any
 ) -> dict[str, Any]:
     """Create a pattern as `account`; returns the 201 response's `data`."""
-    response = await client.post("/api/patterns", json=pattern_body(**overrides), headers=account.headers)
+    response = await client.post(
+        "/api/patterns", json=pattern_body(**overrides), headers=account.headers
+    )
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()["data"]
     return data
+
+
+def merengue_configuration() -> dict[str, Any]:
+    """A configuration valid against the default merengue machine."""
+    return {
+        "instruments": [
+            {"id": "tambora", "enabled": True, "activeProgram": 0, "volume": 1.0, "pitchOffset": 0},
+            {"id": "guira", "enabled": True, "activeProgram": 0, "volume": 0.7, "pitchOffset": 0},
+        ]
+    }
+
+
+async def pattern_count(db: AsyncSession) -> int:
+    """How many rows the patterns table holds (soft-deleted ones included), read fresh."""
+    count = (await db.execute(select(func.count()).select_from(Pattern))).scalar_one()
+    await db.commit()
+    return int(count)
+
+
+async def pattern_row(db: AsyncSession, pattern_id: str) -> dict[str, Any]:
+    """Every column of a stored pattern as a dict, read fresh."""
+    row = (
+        (await db.execute(select(Pattern.__table__).where(Pattern.id == pattern_id)))
+        .mappings()
+        .one()
+    )
+    await db.commit()
+    return dict(row)

@@ -60,7 +60,9 @@ async def stored(db: AsyncSession, pattern_id: str) -> tuple[int, int, int]:
 async def like_rows(db: AsyncSession, pattern_id: str) -> int:
     count = (
         await db.execute(
-            select(func.count()).select_from(PatternLike).where(PatternLike.pattern_id == pattern_id)
+            select(func.count())
+            .select_from(PatternLike)
+            .where(PatternLike.pattern_id == pattern_id)
         )
     ).scalar_one()
     await db.commit()
@@ -235,10 +237,7 @@ async def test_concurrent_duplicate_likes_of_one_user_count_once(
     client: httpx.AsyncClient, fan: Account, public: dict[str, Any], db: AsyncSession
 ) -> None:
     responses = await asyncio.gather(
-        *(
-            client.post(f"/api/patterns/{public['id']}/like", headers=fan.headers)
-            for _ in range(5)
-        )
+        *(client.post(f"/api/patterns/{public['id']}/like", headers=fan.headers) for _ in range(5))
     )
 
     assert [r.status_code for r in responses] == [200] * 5
@@ -387,7 +386,11 @@ async def test_fork_is_private_to_the_forker(
 
 
 async def test_fork_increments_the_originals_fork_count(
-    client: httpx.AsyncClient, fan: Account, owner: Account, public: dict[str, Any], db: AsyncSession
+    client: httpx.AsyncClient,
+    fan: Account,
+    owner: Account,
+    public: dict[str, Any],
+    db: AsyncSession,
 ) -> None:
     await client.post(f"/api/patterns/{public['id']}/fork", headers=fan.headers)
     await client.post(f"/api/patterns/{public['id']}/fork", headers=owner.headers)
@@ -442,7 +445,11 @@ async def test_fork_anonymously_requires_auth(
 
 
 async def test_fork_of_deleted_pattern_is_not_found(
-    client: httpx.AsyncClient, owner: Account, fan: Account, public: dict[str, Any], db: AsyncSession
+    client: httpx.AsyncClient,
+    owner: Account,
+    fan: Account,
+    public: dict[str, Any],
+    db: AsyncSession,
 ) -> None:
     await client.delete(f"/api/patterns/{public['id']}", headers=owner.headers)
     before = await db.scalar(select(func.count()).select_from(Pattern))

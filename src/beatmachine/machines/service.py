@@ -335,6 +335,7 @@ async def validate_choices(
     if published is None:
         flavors = ", ".join(await known_flavors(session))
         raise ValidationFailed(
+            f"No machine plays the flavor {flavor!r}.",
             details={
                 "fields": [
                     {"field": "flavor", "message": f"must be one of {flavors}", "type": "enum"}
@@ -362,7 +363,9 @@ async def validate_choices(
                 }
             )
     if problems:
-        raise ValidationFailed(details={"fields": problems})
+        raise ValidationFailed(
+            f"The configuration does not fit the {flavor} machine.", details={"fields": problems}
+        )
     return ValidatedAgainst(published.machine.id, published.version.version)
 
 

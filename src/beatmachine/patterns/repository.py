@@ -43,9 +43,11 @@ def search_condition(dialect: str, query: str) -> tuple[Any, Any]:
     matching = text(
         "patterns.id IN (SELECT pattern_id FROM patterns_fts WHERE patterns_fts MATCH :match)"
     ).bindparams(match=match)
-    # bm25: lower is better.
+    # bm25: lower is better. Column weights (pattern_id, title, description): a title
+    # match weighs 2.5 times a description match, as ts_rank's A/B weights do (1.0/0.4).
     rank = text(
-        "(SELECT bm25(patterns_fts) FROM patterns_fts WHERE patterns_fts MATCH :rank_match "
+        "(SELECT bm25(patterns_fts, 0.0, 2.5, 1.0) FROM patterns_fts "
+        "WHERE patterns_fts MATCH :rank_match "
         "AND patterns_fts.pattern_id = patterns.id)"
     ).bindparams(rank_match=match)
     return matching, rank
@@ -74,6 +76,14 @@ async def bump(session: AsyncSession, pattern_id: str, column: str, delta: int) 
     )
     value = result.scalar_one_or_none()
     return None if value is None else int(value)
+
+
+async def counter(session: AsyncSession, pattern_id: str, column: str) -> int:
+    """A counter as committed now (not as read earlier in the request)."""
+    value = (
+        await session.execute(select(getattr(Pattern, column)).where(Pattern.id == pattern_id))
+    ).scalar_one()
+    return int(value)
 
 
 async def purge_deleted(session: AsyncSession, before: datetime) -> int:

@@ -14,7 +14,7 @@ from beatmachine.core.config import Settings
 from beatmachine.core.db import SessionDep
 from beatmachine.core.errors import ValidationFailed
 from beatmachine.core.pagination import PageDep, Pagination
-from beatmachine.core.responses import dumps
+from beatmachine.core.responses import dumps, etag_matches
 from beatmachine.core.schemas import Envelope, Message, error_responses, ok
 from beatmachine.core.state import StateDep
 from beatmachine.patterns import service, sharing, transfer, views
@@ -47,8 +47,10 @@ def _list(rows: list[tuple[Pattern, User]], pagination: Any) -> PatternList:
 
 SortQuery = Annotated[SortOrder, Query()]
 SearchQuery = Annotated[str | None, Query(max_length=200)]
-FlavorQuery = Annotated[str | None, Query(max_length=50)]
-UserIdQuery = Annotated[str | None, Query(alias="userId", max_length=32)]
+# No control characters: PostgreSQL refuses NUL in text, which would otherwise be a 500.
+NO_CONTROL_CHARS = r"^[^\x00-\x1f\x7f]*$"
+FlavorQuery = Annotated[str | None, Query(max_length=50, pattern=NO_CONTROL_CHARS)]
+UserIdQuery = Annotated[str | None, Query(alias="userId", max_length=32, pattern=NO_CONTROL_CHARS)]
 
 
 @router.get("", response_model=Envelope[PatternList], responses=error_responses(422))
@@ -173,7 +175,7 @@ async def import_pattern(
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise ValidationFailed("The file is not valid JSON.") from exc
-        body = transfer.parse_json_file(parsed)
+        body = transfer.parse_json_file(parsed, title=title)
     await service.check_create_limit(state, user)
     pattern = await service.create(session, state, user, body)
     return ok(_created(pattern, state.settings))
@@ -190,7 +192,7 @@ async def get_pattern(
     if viewer is None:
         rendered = await service.rendered_public(session, state.cache, pattern_id, _render_public(state.settings))
         headers = {"ETag": rendered.etag, "Cache-Control": "public, max-age=0, must-revalidate"}
-        if rendered.etag in request.headers.get("if-none-match", ""):
+        if etag_matches(request.headers.get("if-none-match", ""), rendered.etag):
             return Response(status_code=304, headers=headers)
         return Response(rendered.body, media_type="application/json", headers=headers)
     pattern = await service.get_visible(session, pattern_id, viewer)

@@ -154,7 +154,7 @@ async def create_share_link(
 @router.get(
     "/{pattern_id}/share-links",
     response_model=Envelope[ShareLinkList],
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 403, 404),
 )
 async def list_share_links(
     pattern_id: str, session: SessionDep, state: StateDep, user: CurrentUser

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
@@ -16,9 +17,20 @@ TITLE_MAX = 200
 DESCRIPTION_MAX = 2000
 
 
+# Characters XML 1.0 cannot hold (C0 controls but tab, newline, return; non-characters):
+# a saved pattern must always export as the front end's machine XML.
+_NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _non_blank(value: str) -> str:
     if not value:
         raise ValueError("must not be empty or only markup")
+    return value
+
+
+def _xml_safe(value: str) -> str:
+    if _NOT_XML_CHAR.search(value):
+        raise ValueError("contains a control character that the machine XML cannot hold")
     return value
 
 
@@ -27,11 +39,20 @@ Title = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX),
     AfterValidator(plain_text),
     AfterValidator(_non_blank),
+    AfterValidator(_xml_safe),
 ]
-Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX), AfterValidator(plain_text)]
+Description = Annotated[
+    str,
+    StringConstraints(max_length=DESCRIPTION_MAX),
+    AfterValidator(plain_text),
+    AfterValidator(_xml_safe),
+]
 Bpm = Annotated[int, Field(ge=80, le=250, strict=True)]
 KeyNote = Annotated[int, Field(ge=0, le=11, strict=True)]
-Flavor = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+# No control characters: PostgreSQL refuses NUL in text, which would otherwise be a 500.
+Flavor = Annotated[
+    str, StringConstraints(min_length=1, max_length=50, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
 
 
 class InstrumentSetting(RequestModel):

@@ -32,11 +32,19 @@ RESTORE_WINDOW = timedelta(days=7)
 FORK_SUFFIX = " (Fork)"
 COUNT_CACHE_TTL = 30
 PATTERN_CACHE_TTL = 300
+# Outlives every cached copy, so an expired generation can never revive an old copy.
+GENERATION_TTL = 2 * PATTERN_CACHE_TTL
 PATTERN_CREATE_WINDOW = 3600
 
 
-def pattern_cache_key(pattern_id: str) -> str:
-    return f"patterns:doc:{pattern_id}"
+def pattern_cache_key(pattern_id: str, generation: str) -> str:
+    return f"patterns:doc:{pattern_id}:{generation}"
+
+
+def _generation_key(pattern_id: str) -> str:
+    # A change starts a new generation, so a reader that loaded the pattern just before
+    # the change can only file its copy under the old one, which nobody reads any more.
+    return f"patterns:gen:{pattern_id}"
 
 
 def _count_cache_key(flavor: str | None) -> str:
@@ -47,9 +55,8 @@ def changed(session: AsyncSession, cache: Cache, pattern: Pattern) -> None:
     """After commit, drop what is cached about this pattern and the public counts."""
 
     async def invalidate() -> None:
-        await cache.delete(
-            pattern_cache_key(pattern.id), _count_cache_key(None), _count_cache_key(pattern.flavor)
-        )
+        await cache.set(_generation_key(pattern.id), new_id("gen").encode(), ttl=GENERATION_TTL)
+        await cache.delete(_count_cache_key(None), _count_cache_key(pattern.flavor))
 
     after_commit(session, invalidate)
 
@@ -308,6 +315,8 @@ async def record_version(session: AsyncSession, pattern: Pattern, user: User) ->
             version=pattern.version,
             snapshot=snapshot(pattern),
             author_id=user.id,
+            # The version is the state as saved then, not when it was replaced.
+            created_at=pattern.updated_at,
         )
     )
     pattern.version += 1
@@ -365,7 +374,7 @@ async def like(session: AsyncSession, state: AppState, user: User, pattern_id: s
     changed(session, state.cache, pattern)
     if added:
         return await repository.bump(session, pattern.id, "likes_count", 1) or 0
-    return pattern.likes_count
+    return await repository.counter(session, pattern.id, "likes_count")
 
 
 async def unlike(session: AsyncSession, state: AppState, user: User, pattern_id: str) -> int:
@@ -376,7 +385,7 @@ async def unlike(session: AsyncSession, state: AppState, user: User, pattern_id:
     changed(session, state.cache, pattern)
     if getattr(result, "rowcount", 0) == 1:
         return await repository.bump(session, pattern.id, "likes_count", -1) or 0
-    return pattern.likes_count
+    return await repository.counter(session, pattern.id, "likes_count")
 
 
 async def play(session: AsyncSession, state: AppState, viewer: User | None, pattern_id: str) -> int:
@@ -442,13 +451,15 @@ async def rendered_public(
 ) -> Rendered:
     """An anonymous reader's view of a public pattern, as ready bytes from the cache.
     Any change to the pattern (edit, like, play, delete) drops the entry."""
-    key = pattern_cache_key(pattern_id)
+    generation = await cache.get(_generation_key(pattern_id))
+    key = pattern_cache_key(pattern_id, generation.decode() if generation else "0")
     cached = await cache.get(key)
     if cached is not None:
         tag, _, cached_body = cached.partition(b"\n")
         return Rendered(body=cached_body, etag=tag.decode())
     pattern = await get_visible(session, pattern_id, None)
     body = render(pattern, await author_of(session, pattern))
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    # Weak: the same view goes out plain, gzip or brotli.
+    etag = 'W/"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     await cache.set(key, etag.encode() + b"\n" + body, ttl=PATTERN_CACHE_TTL)
     return Rendered(body=body, etag=etag)

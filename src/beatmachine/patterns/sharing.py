@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from beatmachine.core.config import Settings
 from beatmachine.core.ids import new_id, utcnow
 from beatmachine.patterns import service
-from beatmachine.patterns.exceptions import PatternNotFound, ShareLinkNotFound
+from beatmachine.patterns.exceptions import NotPatternOwner, PatternNotFound, ShareLinkNotFound
 from beatmachine.patterns.models import Pattern, ShareLink
 from beatmachine.users.models import User
 
@@ -45,7 +45,8 @@ async def create_link(session: AsyncSession, user: User, pattern_id: str) -> Sha
 async def list_links(session: AsyncSession, user: User, pattern_id: str) -> list[ShareLink]:
     pattern = await service.get_live(session, pattern_id)
     if pattern.user_id != user.id:
-        raise PatternNotFound()
+        # As everywhere: someone else's public pattern is forbidden, a private one unknown.
+        raise NotPatternOwner() if pattern.is_public else PatternNotFound()
     rows: Sequence[ShareLink] = (
         await session.execute(
             select(ShareLink)

@@ -97,12 +97,15 @@ def _refuse(message: str, details: dict[str, Any] | None = None) -> ValidationFa
     return ValidationFailed(message, details=details)
 
 
-def parse_json_file(data: Any) -> PatternCreate:
-    """A pattern export file (format version 1) as a create request."""
+def parse_json_file(data: Any, *, title: str | None = None) -> PatternCreate:
+    """A pattern export file (format version 1) as a create request; `title` replaces
+    the file's title."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise _refuse(f"Not a pattern file: expected \"format\": \"{FORMAT}\".")
     if data.get("formatVersion") != FORMAT_VERSION:
         raise _refuse(f"Unsupported formatVersion; this server reads version {FORMAT_VERSION}.")
+    if title and isinstance(data.get("pattern"), dict):
+        data = {**data, "pattern": {**data["pattern"], "title": title}}
     try:
         return PatternFile.model_validate(data).pattern
     except ValidationError as exc:
