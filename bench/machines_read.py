@@ -395,7 +395,6 @@ def render(options: Options, scenarios: list[Scenario], chosen: dict[str, Measur
     )
     for header in (
         "scenario",
-        "request",
         "req/s",
         "p50 ms",
         "p99 ms",
@@ -408,14 +407,13 @@ def render(options: Options, scenarios: list[Scenario], chosen: dict[str, Measur
         "server CPU",
         "client CPU",
     ):
-        table.add_column(header, justify="left" if header in ("scenario", "request") else "right")
+        table.add_column(header, justify="left" if header == "scenario" else "right")
     for scenario in scenarios:
         m = chosen[scenario.key]
         ratio = m.rps / base.rps if base.rps else 0.0
         mark = verdict(options, scenario.key, ratio)
         table.add_row(
-            scenario.note,
-            scenario.label,
+            scenario.key,
             f"{m.rps:,.0f}",
             f"{m.p50_ms:,.2f}",
             f"{m.p99_ms:,.2f}",
@@ -501,7 +499,7 @@ def run(options: Options) -> int:
                     "--id",
                     MACHINE_ID,
                 )
-            console.print(f"[dim]{output}[/dim]")
+            console.print(f"[dim]{output.splitlines()[-1] if output else ''}[/dim]")
             with phase(f"starting the server ({options.workers} worker(s))"):
                 server = env.start_server(server_env, options.workers)
             etag = check_answers(server, counts)
@@ -519,6 +517,9 @@ def run(options: Options) -> int:
                         )
             machine = machine_info(load_before, os.getloadavg())
             chosen = {key: median_round(ms) for key, ms in rounds.items()}
+            for scenario in scenarios:
+                headers = "; ".join(f"{k}: {v}" for k, v in scenario.variants[0][0])
+                console.print(f"[dim]{scenario.key:9} {scenario.label}  ({headers})[/dim]")
             console.print(render(options, scenarios, chosen))
             path = write_results(options, scenarios, rounds, counts, etag, machine)
             console.print(f"results: {path}")

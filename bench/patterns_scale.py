@@ -60,13 +60,15 @@ from _harness import (
 )
 from argon2 import PasswordHasher
 from rich.table import Table
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
 
+from beatmachine.core.cache import MemoryCache
+from beatmachine.core.pagination import PageParams
 from beatmachine.machines.document import MachineDocument
-from beatmachine.patterns import repository
-from beatmachine.patterns.models import Pattern
+from beatmachine.patterns import service
 from beatmachine.patterns.schemas import Configuration
 from beatmachine.patterns.service import configuration_json
 
@@ -178,6 +180,7 @@ class Options:
     target: float
     seed: int
     workers: int
+    extra_sql: Path | None
     results_dir: Path
 
 
@@ -222,6 +225,13 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--seed", type=int, default=20261125, help="random seed of the data")
     parser.add_argument("--workers", type=int, default=1, help="server processes (WORKERS)")
     parser.add_argument(
+        "--extra-sql",
+        type=Path,
+        help="a file of SQL statements (separated by ';') run on the bench database after "
+        "the first seeding, e.g. CREATE INDEX ...: to try an index before writing its "
+        "migration. Indexes survive the growth to the large size.",
+    )
+    parser.add_argument(
         "--results-dir", type=Path, default=BENCH_DIR / "results", help="where the JSON goes"
     )
     args = parser.parse_args(argv)
@@ -243,6 +253,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         target=args.target,
         seed=args.seed,
         workers=args.workers,
+        extra_sql=args.extra_sql,
         results_dir=args.results_dir,
     )
 
@@ -643,6 +654,16 @@ async def seed(dsn: str, data: DataSet, users: int, patterns: int, bulk: bool) -
     return timings
 
 
+async def run_extra_sql(dsn: str, statements: Sequence[str]) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+    await settle(dsn)
+
+
 async def table_facts(dsn: str, search: str) -> dict[str, Any]:
     connection = await asyncpg.connect(dsn)
     try:
@@ -687,34 +708,40 @@ class Sql:
         return re.sub(r"\$(\d+)", literal, self.text)
 
 
-def _compiled(statement: Any) -> Sql:
-    compiled = statement.compile(dialect=asyncpg_dialect())
-    params = compiled.construct_params()
-    return Sql(str(compiled), tuple(params[name] for name in compiled.positiontup or ()))
+async def listing_sql(database_url: str, query: dict[str, str]) -> tuple[Sql, Sql]:
+    """The page query and the count query that GET /api/patterns runs with these
+    parameters: `beatmachine.patterns.service.list_patterns` is called on the bench
+    database (empty in-process cache) and its statements are recorded as sent."""
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    statements: list[Sql] = []
 
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def record(*args: Any) -> None:
+        statement, parameters = args[2], args[3]
+        if "FROM patterns" in statement:
+            statements.append(Sql(statement, tuple(parameters or ())))
 
-def listing_sql(query: dict[str, str]) -> tuple[Sql, Sql]:
-    """The page query and the count query of GET /api/patterns with these parameters, as
-    `beatmachine.patterns.service.list_patterns` builds them (same repository functions,
-    same dialect, so the same SQL text and arguments)."""
-    conditions: list[Any] = [repository.live(), Pattern.is_public.is_(True)]
-    if query.get("flavor"):
-        conditions.append(Pattern.flavor == query["flavor"])
-    ordering: list[Any] = list(repository.ORDERINGS[query.get("sort", "recent")])  # type: ignore[index]
-    if query.get("search"):
-        matching, rank = repository.search_condition("postgresql", query["search"])
-        conditions.append(matching)
-        ordering = [rank, *ordering]
-    page, limit = int(query.get("page", 1)), int(query.get("limit", PAGE_LIMIT))
-    statement = (
-        repository.with_author()
-        .where(*conditions)
-        .order_by(*ordering)
-        .limit(limit)
-        .offset((page - 1) * limit)
-    )
-    count = select(func.count()).select_from(Pattern).where(*conditions)
-    return _compiled(statement), _compiled(count)
+    try:
+        async with AsyncSession(engine) as session:
+            await service.list_patterns(
+                session,
+                MemoryCache(),
+                PageParams(
+                    page=int(query.get("page", 1)), limit=int(query.get("limit", PAGE_LIMIT))
+                ),
+                service.ListFilter(
+                    sort=query.get("sort", "recent"),  # type: ignore[arg-type]
+                    flavor=query.get("flavor"),
+                    search=query.get("search"),
+                ),
+            )
+    finally:
+        await engine.dispose()
+    counts = [sql for sql in statements if "count(" in sql.text]
+    pages = [sql for sql in statements if "count(" not in sql.text]
+    if len(counts) != 1 or len(pages) != 1:
+        raise RuntimeError(f"expected a count and a page query, recorded {statements}")
+    return pages[0], counts[0]
 
 
 async def explain(dsn: str, sql: Sql) -> str:
@@ -972,6 +999,13 @@ def run_phase(
     with phase(f"seeding {new_users:,} users and {new_patterns:,} patterns (COPY)"):
         timings = asyncio.run(seed(dsn, data, new_users, new_patterns, bulk))
     console.print("[dim]  " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()) + "[/dim]")
+    if options.extra_sql is not None and not bulk:
+        text_ = options.extra_sql.read_text()
+        statements = [part.strip() for part in text_.split(";") if part.strip()]
+        with phase(f"running {options.extra_sql}"):
+            asyncio.run(run_extra_sql(dsn, statements))
+        for statement in statements:
+            console.print(f"[dim]  {statement}[/dim]", highlight=False)
     facts = asyncio.run(table_facts(dsn, options.search))
     console.print(f"[dim]  {facts}[/dim]")
     asyncio.run(clear_cached_counts(env.redis_url, env.prefix))
@@ -981,7 +1015,8 @@ def run_phase(
     count_ms = {}
     for key, path in scenario_paths(options.search):
         if key in ("recent", "flavor", "search"):  # the distinct count queries
-            count_ms[key] = asyncio.run(timed_sql(dsn, listing_sql(query_of(path))[1]))
+            _page, count = asyncio.run(listing_sql(env.database_url, query_of(path)))
+            count_ms[key] = asyncio.run(timed_sql(dsn, count))
     return Phase(patterns, users, timings, facts, results, count_ms)
 
 
@@ -1023,7 +1058,7 @@ def run(options: Options) -> int:
         for key, path in scenario_paths(options.search):
             if verdicts.get(key, True):
                 continue
-            page_sql, count_sql = listing_sql(query_of(path))
+            page_sql, count_sql = asyncio.run(listing_sql(env.database_url, query_of(path)))
             explains[key] = {
                 "page_sql": page_sql.inline(),
                 "page_plan": asyncio.run(explain(dsn, page_sql)),

@@ -248,3 +248,27 @@ async def test_server_error_carries_rate_limit_headers(
     assert int(response.headers["x-ratelimit-limit"]) >= 1
     assert "x-ratelimit-remaining" in response.headers
     assert "x-ratelimit-reset" in response.headers
+
+
+async def test_nul_in_the_query_is_a_validation_error(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/users/usr_1?x=a%00b")
+
+    error = assert_error(response, 422, "VALIDATION_ERROR")
+    assert error["details"]["fields"][0]["field"] == "url"
+
+
+async def test_nul_in_the_path_is_a_validation_error(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/users/usr_%00")
+
+    assert_error(response, 422, "VALIDATION_ERROR")
+
+
+async def test_nul_in_a_json_string_is_a_validation_error_not_a_database_error(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/api/auth/login", json={"email": "dancer\u0000@example.com", "password": "whatever1"}
+    )
+
+    error = assert_error(response, 422, "VALIDATION_ERROR")
+    assert "NUL" in error["details"]["fields"][0]["message"]

@@ -215,7 +215,7 @@ async def test_get_returns_the_full_pattern(
     assert response.status_code == 200, response.text
     assert response.json()["success"] is True
     data = response.json()["data"]
-    assert PATTERN_KEYS <= set(data)
+    assert set(data) >= PATTERN_KEYS
     assert {key: data[key] for key in CREATED_KEYS - {"shareUrl"}} == {
         key: public[key] for key in CREATED_KEYS - {"shareUrl"}
     }
@@ -360,7 +360,9 @@ async def test_update_of_every_field_is_stored(
         "configuration": configuration,
     }
 
-    response = await client.put(f"/api/patterns/{public['id']}", json=changes, headers=owner.headers)
+    response = await client.put(
+        f"/api/patterns/{public['id']}", json=changes, headers=owner.headers
+    )
 
     assert response.status_code == 200, response.text
     after = await fetch_data(client, public["id"], owner)

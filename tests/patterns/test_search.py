@@ -305,7 +305,16 @@ async def test_search_is_safe_with_any_input(
     assert len(ids(await search(client, "tumbao"))) == 1
 
 
-@pytest.mark.parametrize("query", HOSTILE_QUERIES)
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param('"tumbao', id="unbalanced-quote"),
+        pytest.param("NEAR(tumbao montuno, 2)", id="near-call"),
+        pytest.param("tumbao & !montuno | (", id="tsquery-operators"),
+        pytest.param("'; DROP TABLE patterns; --", id="sql-injection"),
+        pytest.param("tumbao\x00🥁", id="nul-and-emoji"),
+    ],
+)
 async def test_search_of_my_patterns_is_safe_with_any_input(
     client: httpx.AsyncClient, owner: Account, db: AsyncSession, query: str
 ) -> None:

@@ -566,7 +566,7 @@ REFUSALS: dict[str, tuple[Callable[[], tuple[bytes, str]], str, str | None]] = {
     ),
     "instrument of the wrong flavor": (
         _wrong_flavor_instrument,
-        "not valid",
+        "does not fit the Merengue machine",
         "configuration.instruments.0.id",
     ),
     "xml with a billion laughs dtd": (
@@ -587,7 +587,7 @@ REFUSALS: dict[str, tuple[Callable[[], tuple[bytes, str]], str, str | None]] = {
         "bm:Machine",
         None,
     ),
-    "xml of an unknown flavor": (_bachata_xml, "not valid", "flavor"),
+    "xml of an unknown flavor": (_bachata_xml, "No machine plays the flavor 'Bachata'", "flavor"),
 }
 
 

@@ -39,7 +39,14 @@ async def pattern(client: httpx.AsyncClient, owner: Account) -> dict[str, Any]:
 
 def instrument(**changes: Any) -> dict[str, Any]:
     """One valid salsa instrument setting (the clave, which has 4 programs), changed."""
-    return {"id": "clave", "enabled": True, "activeProgram": 0, "volume": 0.9, "pitchOffset": 0, **changes}
+    return {
+        "id": "clave",
+        "enabled": True,
+        "activeProgram": 0,
+        "volume": 0.9,
+        "pitchOffset": 0,
+        **changes,
+    }
 
 
 def configuration_of(*instruments: dict[str, Any]) -> dict[str, Any]:
@@ -180,9 +187,7 @@ async def test_create_with_duplicate_instrument_ids_is_refused(
     assert await pattern_count(db) == 0
 
 
-@pytest.mark.parametrize(
-    "field", ["title", "flavor", "bpm", "keyNote", "configuration"]
-)
+@pytest.mark.parametrize("field", ["title", "flavor", "bpm", "keyNote", "configuration"])
 async def test_create_without_required_field_is_refused(
     client: httpx.AsyncClient, owner: Account, db: AsyncSession, field: str
 ) -> None:

@@ -19,6 +19,7 @@ from beatmachine.core.errors import (
     PayloadTooLarge,
     RateLimitExceeded,
     UnsupportedMediaType,
+    ValidationFailed,
     error_response,
 )
 from beatmachine.core.metrics import Metrics
@@ -144,6 +145,12 @@ class _BodyTooLarge(Exception):
     pass
 
 
+def _has_nul(scope: Scope) -> bool:
+    """NUL in the path or query: no database stores it, so refuse it at the door."""
+    raw_query: bytes = scope.get("query_string", b"")
+    return "\x00" in scope["path"] or b"%00" in raw_query or b"\x00" in raw_query
+
+
 class BodyGuardMiddleware:
     """413 for bodies over `max_bytes` (declared or streamed), 415 for bodies that are not JSON."""
 
@@ -165,6 +172,13 @@ class BodyGuardMiddleware:
         return media_type in self.extra_types.get(path, ())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _has_nul(scope):
+            error = ValidationFailed(
+                "The URL must not contain the NUL character (%00).",
+                details={"fields": [{"field": "url", "message": "contains %00", "type": "nul"}]},
+            )
+            await error_response(error)(scope, receive, send)
+            return
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return

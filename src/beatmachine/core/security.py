@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import bcrypt
 import jwt
@@ -36,15 +38,20 @@ class PasswordHasherService:
 
     def __init__(self, *, time_cost: int, memory_cost: int) -> None:
         self._argon2 = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=1)
+        # One hash per core at a time: a burst of sign-ins queues instead of running
+        # dozens of memory-hard hashes at once (each takes `memory_cost` KiB).
+        self._slots = anyio.CapacityLimiter(os.cpu_count() or 1)
         # Verified against when the account does not exist, so that an unknown
         # e-mail costs the same as a known one.
         self._dummy_hash = self._argon2.hash(secrets.token_urlsafe(16))
 
     async def hash(self, password: str) -> str:
-        return await anyio.to_thread.run_sync(self._argon2.hash, password)
+        return await anyio.to_thread.run_sync(self._argon2.hash, password, limiter=self._slots)
 
     async def verify(self, password_hash: str | None, password: str) -> PasswordCheck:
-        return await anyio.to_thread.run_sync(self._verify_sync, password_hash, password)
+        return await anyio.to_thread.run_sync(
+            self._verify_sync, password_hash, password, limiter=self._slots
+        )
 
     def _verify_sync(self, password_hash: str | None, password: str) -> PasswordCheck:
         if password_hash is None:

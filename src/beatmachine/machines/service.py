@@ -340,7 +340,7 @@ async def validate_choices(
                 "fields": [
                     {"field": "flavor", "message": f"must be one of {flavors}", "type": "enum"}
                 ]
-            }
+            },
         )
     problems = []
     for position, choice in enumerate(choices):

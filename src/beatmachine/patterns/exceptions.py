@@ -14,7 +14,11 @@ class PatternVersionNotFound(AppError):
 
 
 class ShareLinkNotFound(AppError):
-    code, status, message = "SHARE_LINK_NOT_FOUND", 404, "This share link does not exist or was revoked."
+    code, status, message = (
+        "SHARE_LINK_NOT_FOUND",
+        404,
+        "This share link does not exist or was revoked.",
+    )
 
 
 class NotPatternOwner(AppError):

@@ -75,7 +75,9 @@ class PatternVersion(IdMixin, Base):
     """The state of a pattern before one of its updates (or restores)."""
 
     __tablename__ = "pattern_versions"
-    __table_args__ = (Index("uq_pattern_versions_pattern_version", "pattern_id", "version", unique=True),)
+    __table_args__ = (
+        Index("uq_pattern_versions_pattern_version", "pattern_id", "version", unique=True),
+    )
 
     pattern_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("patterns.id", ondelete="CASCADE")

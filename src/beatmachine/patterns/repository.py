@@ -88,10 +88,16 @@ async def counter(session: AsyncSession, pattern_id: str, column: str) -> int:
 
 async def purge_deleted(session: AsyncSession, before: datetime) -> int:
     ids = (
-        await session.execute(
-            select(Pattern.id).where(Pattern.deleted_at.is_not(None), Pattern.deleted_at < before)
+        (
+            await session.execute(
+                select(Pattern.id).where(
+                    Pattern.deleted_at.is_not(None), Pattern.deleted_at < before
+                )
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     if ids:
         await session.execute(delete(Pattern).where(Pattern.id.in_(ids)))
     return len(ids)

@@ -25,7 +25,6 @@ from beatmachine.patterns.schemas import (
     PatternCreate,
     PatternCreated,
     PatternList,
-    PatternListItem,
     PatternOut,
     PatternUpdate,
     PatternUpdated,
@@ -190,7 +189,9 @@ async def get_pattern(
     """A pattern; someone else's private pattern is 404. Anonymous reads of public
     patterns are served from the cache with an ETag."""
     if viewer is None:
-        rendered = await service.rendered_public(session, state.cache, pattern_id, _render_public(state.settings))
+        rendered = await service.rendered_public(
+            session, state.cache, pattern_id, _render_public(state.settings)
+        )
         headers = {"ETag": rendered.etag, "Cache-Control": "public, max-age=0, must-revalidate"}
         if etag_matches(request.headers.get("if-none-match", ""), rendered.etag):
             return Response(status_code=304, headers=headers)
@@ -199,7 +200,14 @@ async def get_pattern(
     author = await service.author_of(session, pattern)
     liked = await service.is_liked(session, pattern, viewer)
     return Response(
-        dumps({"success": True, "data": views.full(pattern, author, liked, state.settings).model_dump(mode="json", by_alias=True)}),
+        dumps(
+            {
+                "success": True,
+                "data": views.full(pattern, author, liked, state.settings).model_dump(
+                    mode="json", by_alias=True
+                ),
+            }
+        ),
         media_type="application/json",
         headers={"Cache-Control": "private, no-cache"},
     )
@@ -224,7 +232,10 @@ async def update_pattern(
     pattern = await service.update(session, state, user, pattern_id, body)
     return ok(
         PatternUpdated(
-            id=pattern.id, title=pattern.title, version=pattern.version, updated_at=pattern.updated_at
+            id=pattern.id,
+            title=pattern.title,
+            version=pattern.version,
+            updated_at=pattern.updated_at,
         )
     )
 
@@ -250,7 +261,10 @@ async def restore_pattern(
     pattern = await service.restore(session, state, user, pattern_id)
     return ok(
         PatternUpdated(
-            id=pattern.id, title=pattern.title, version=pattern.version, updated_at=pattern.updated_at
+            id=pattern.id,
+            title=pattern.title,
+            version=pattern.version,
+            updated_at=pattern.updated_at,
         )
     )
 
@@ -297,7 +311,11 @@ async def fork_pattern(
     await service.check_create_limit(state, user)
     copy = await service.fork(session, state, user, pattern_id)
     assert copy.original_id is not None
-    return ok(ForkResult(id=copy.id, title=copy.title, original_id=copy.original_id, created_at=copy.created_at))
+    return ok(
+        ForkResult(
+            id=copy.id, title=copy.title, original_id=copy.original_id, created_at=copy.created_at
+        )
+    )
 
 
 @router.get("/{pattern_id}/export", responses=error_responses(401, 404, 422))

@@ -128,7 +128,10 @@ async def restore_version(
     pattern = await versions.restore_version(session, state, user, pattern_id, version)
     return ok(
         PatternUpdated(
-            id=pattern.id, title=pattern.title, version=pattern.version, updated_at=pattern.updated_at
+            id=pattern.id,
+            title=pattern.title,
+            version=pattern.version,
+            updated_at=pattern.updated_at,
         )
     )
 
@@ -146,7 +149,10 @@ async def create_share_link(
     link = await sharing.create_link(session, user, pattern_id)
     return ok(
         ShareLinkOut(
-            id=link.id, url=sharing.link_url(state.settings, link), token=link.token, created_at=link.created_at
+            id=link.id,
+            url=sharing.link_url(state.settings, link),
+            token=link.token,
+            created_at=link.created_at,
         )
     )
 
@@ -164,7 +170,10 @@ async def list_share_links(
         ShareLinkList(
             links=[
                 ShareLinkOut(
-                    id=link.id, url=sharing.link_url(state.settings, link), token=link.token, created_at=link.created_at
+                    id=link.id,
+                    url=sharing.link_url(state.settings, link),
+                    token=link.token,
+                    created_at=link.created_at,
                 )
                 for link in links
             ]

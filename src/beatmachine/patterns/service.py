@@ -197,7 +197,12 @@ async def list_patterns(
 
 
 async def _count(
-    session: AsyncSession, cache: Cache, conditions: Sequence[Any], *, cacheable: bool, flavor: str | None
+    session: AsyncSession,
+    cache: Cache,
+    conditions: Sequence[Any],
+    *,
+    cacheable: bool,
+    flavor: str | None,
 ) -> int:
     key = _count_cache_key(flavor)
     if cacheable:
@@ -205,7 +210,9 @@ async def _count(
         if cached is not None:
             return int(cached)
     total = int(
-        (await session.execute(select(func.count()).select_from(Pattern).where(*conditions))).scalar_one()
+        (
+            await session.execute(select(func.count()).select_from(Pattern).where(*conditions))
+        ).scalar_one()
     )
     if cacheable:
         await cache.set(key, str(total).encode(), ttl=COUNT_CACHE_TTL)
@@ -334,7 +341,9 @@ async def list_deleted(session: AsyncSession, user: User) -> list[tuple[Pattern,
     since = utcnow() - RESTORE_WINDOW
     rows = await session.execute(
         repository.with_author()
-        .where(Pattern.user_id == user.id, Pattern.deleted_at.is_not(None), Pattern.deleted_at > since)
+        .where(
+            Pattern.user_id == user.id, Pattern.deleted_at.is_not(None), Pattern.deleted_at > since
+        )
         .order_by(Pattern.deleted_at.desc())
         .limit(500)
     )
@@ -380,7 +389,9 @@ async def like(session: AsyncSession, state: AppState, user: User, pattern_id: s
 async def unlike(session: AsyncSession, state: AppState, user: User, pattern_id: str) -> int:
     pattern = await get_visible(session, pattern_id, user)
     result = await session.execute(
-        delete(PatternLike).where(PatternLike.pattern_id == pattern.id, PatternLike.user_id == user.id)
+        delete(PatternLike).where(
+            PatternLike.pattern_id == pattern.id, PatternLike.user_id == user.id
+        )
     )
     changed(session, state.cache, pattern)
     if getattr(result, "rowcount", 0) == 1:
@@ -420,7 +431,9 @@ async def count_for_user(session: AsyncSession, user_id: str) -> tuple[int, int]
     """(patterns created, patterns shared publicly) of a user, from the patterns table."""
     row = (
         await session.execute(
-            select(func.count(), func.count().filter(Pattern.is_public.is_(True))).where(Pattern.user_id == user_id, Pattern.deleted_at.is_(None))
+            select(func.count(), func.count().filter(Pattern.is_public.is_(True))).where(
+                Pattern.user_id == user_id, Pattern.deleted_at.is_(None)
+            )
         )
     ).one()
     return int(row[0]), int(row[1])

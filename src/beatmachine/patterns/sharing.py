@@ -48,12 +48,16 @@ async def list_links(session: AsyncSession, user: User, pattern_id: str) -> list
         # As everywhere: someone else's public pattern is forbidden, a private one unknown.
         raise NotPatternOwner() if pattern.is_public else PatternNotFound()
     rows: Sequence[ShareLink] = (
-        await session.execute(
-            select(ShareLink)
-            .where(ShareLink.pattern_id == pattern_id, ShareLink.revoked_at.is_(None))
-            .order_by(ShareLink.created_at.desc(), ShareLink.id.desc())
+        (
+            await session.execute(
+                select(ShareLink)
+                .where(ShareLink.pattern_id == pattern_id, ShareLink.revoked_at.is_(None))
+                .order_by(ShareLink.created_at.desc(), ShareLink.id.desc())
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     return list(rows)
 
 

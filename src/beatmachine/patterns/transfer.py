@@ -10,13 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.core.errors import ValidationFailed, validation_details
 from beatmachine.core.ids import isoformat_z, utcnow
+from beatmachine.core.schemas import RequestModel
 from beatmachine.machines import service as machines_service
 from beatmachine.machines.document import MachineDocument
 from beatmachine.machines.xml import MachineXmlError, machine_to_xml, parse_machine_xml
 from beatmachine.patterns import service
 from beatmachine.patterns.models import Pattern
 from beatmachine.patterns.schemas import PatternCreate
-from beatmachine.core.schemas import RequestModel
 
 FORMAT = "beatmachine.pattern"
 BUNDLE_FORMAT = "beatmachine.patterns"
@@ -101,7 +101,7 @@ def parse_json_file(data: Any, *, title: str | None = None) -> PatternCreate:
     """A pattern export file (format version 1) as a create request; `title` replaces
     the file's title."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise _refuse(f"Not a pattern file: expected \"format\": \"{FORMAT}\".")
+        raise _refuse(f'Not a pattern file: expected "format": "{FORMAT}".')
     if data.get("formatVersion") != FORMAT_VERSION:
         raise _refuse(f"Unsupported formatVersion; this server reads version {FORMAT_VERSION}.")
     if title and isinstance(data.get("pattern"), dict):
@@ -143,4 +143,6 @@ def parse_xml_file(data: bytes, *, title: str | None) -> PatternCreate:
             }
         )
     except ValidationError as exc:
-        raise _refuse("The machine XML does not make a valid pattern.", validation_details(exc.errors())) from exc
+        raise _refuse(
+            "The machine XML does not make a valid pattern.", validation_details(exc.errors())
+        ) from exc

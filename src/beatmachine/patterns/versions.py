@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from beatmachine.core.pagination import PageParams, Pagination
 from beatmachine.core.ids import utcnow
+from beatmachine.core.pagination import PageParams, Pagination
 from beatmachine.core.state import AppState
 from beatmachine.patterns import service
 from beatmachine.patterns.exceptions import PatternVersionNotFound
@@ -48,10 +48,13 @@ async def list_versions(
     offset = params.offset - 1 if params.page > 1 else 0
     limit = params.limit - 1 if params.page == 1 else params.limit
     rows = (
-        await session.execute(statement.limit(max(limit, 0)).offset(max(offset, 0)))
-    ).scalars().all()
+        (await session.execute(statement.limit(max(limit, 0)).offset(max(offset, 0))))
+        .scalars()
+        .all()
+    )
     items = [
-        VersionState(row.version, row.snapshot, row.author_id, row.created_at, False) for row in rows
+        VersionState(row.version, row.snapshot, row.author_id, row.created_at, False)
+        for row in rows
     ]
     if params.page == 1:
         items = [current, *items]
@@ -109,10 +112,15 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         if instrument_id not in after:
             instruments.append({"id": instrument_id, "change": "removed"})
         elif instrument_id not in before:
-            instruments.append({"id": instrument_id, "change": "added", "settings": after[instrument_id]})
+            instruments.append(
+                {"id": instrument_id, "change": "added", "settings": after[instrument_id]}
+            )
         else:
             changes = {
-                name: {"from": before[instrument_id].get(name), "to": after[instrument_id].get(name)}
+                name: {
+                    "from": before[instrument_id].get(name),
+                    "to": after[instrument_id].get(name),
+                }
                 for name in INSTRUMENT_FIELDS
                 if before[instrument_id].get(name) != after[instrument_id].get(name)
             }
