@@ -172,7 +172,8 @@ async def _clean(backend: Backend, app_state: AppState) -> None:
 @pytest.fixture
 async def app(settings: Settings, backend: Backend) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
-    async with LifespanManager(application):
+    # Start-up installs machines; allow for a loaded machine.
+    async with LifespanManager(application, startup_timeout=60, shutdown_timeout=60):
         try:
             yield application
         finally:

@@ -49,7 +49,6 @@ HOSTILE_QUERIES = [
     pytest.param("🎺🥁 tumbao", id="emoji"),
     pytest.param("日本語", id="cjk"),
     pytest.param("x²", id="superscript"),
-    pytest.param("tumbao\x00montuno", id="nul"),
     pytest.param("a" * 200, id="200-chars"),
     pytest.param(" ".join(["tumbao"] * 40)[:200], id="many-words"),
     pytest.param("   ", id="blank"),
@@ -312,7 +311,7 @@ async def test_search_is_safe_with_any_input(
         pytest.param("NEAR(tumbao montuno, 2)", id="near-call"),
         pytest.param("tumbao & !montuno | (", id="tsquery-operators"),
         pytest.param("'; DROP TABLE patterns; --", id="sql-injection"),
-        pytest.param("tumbao\x00🥁", id="nul-and-emoji"),
+        pytest.param("tumbao 🥁", id="emoji"),
     ],
 )
 async def test_search_of_my_patterns_is_safe_with_any_input(
@@ -361,8 +360,10 @@ async def test_filters_are_safe_with_any_input(
 @pytest.mark.parametrize(
     ("params", "field"),
     [
-        pytest.param({"flavor": "Salsa\x00"}, "query.flavor", id="flavor-nul"),
-        pytest.param({"userId": "usr_\x00"}, "query.userId", id="user-id-nul"),
+        # NUL anywhere in the URL is refused before routing (no database stores it).
+        pytest.param({"flavor": "Salsa\x00"}, "url", id="flavor-nul"),
+        pytest.param({"userId": "usr_\x00"}, "url", id="user-id-nul"),
+        pytest.param({"search": "tumbao\x00montuno"}, "url", id="search-nul"),
         pytest.param({"flavor": "Sal\nsa"}, "query.flavor", id="flavor-newline"),
     ],
 )
