@@ -9,11 +9,11 @@ load of N concurrent keep-alive connections on each of
     GET  /api/users/me    JWT check, session and user lookup, profile statistics
 
 and reports requests/s, p50 and p99 latency and errors of each, with throughput and
-p50 as ratios to /healthz. The load comes from separate processes (httpx on uvloop,
-or ``wrk``). Everything it creates (server, database, Redis keys) is removed at the
-end, also on Ctrl-C. See bench/README.md.
+p50 as ratios to /healthz. The load comes from separate processes: ``wrk`` when it is
+on PATH, else httpx on uvloop. Everything it creates (server, database, Redis keys) is
+removed at the end, also on Ctrl-C. See bench/README.md.
 
-    .venv/bin/python bench/auth_profile.py [--duration 10] [--workers 1] [--tool wrk]
+    .venv/bin/python bench/auth_profile.py [--duration 10] [--workers 1] [--tool httpx]
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ ENDPOINTS = (
 )
 
 # Wide enough for the table when the output goes to a file or a pipe.
-console = Console() if sys.stdout.isatty() else Console(width=120)
+console = Console() if sys.stdout.isatty() else Console(width=140)
 
 
 # --- options ---------------------------------------------------------------------------
@@ -135,9 +135,10 @@ def parse_options(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument(
         "--tool",
-        choices=["httpx", "wrk"],
-        default="httpx",
-        help="load generator: httpx in Python processes, or wrk from PATH",
+        choices=["auto", "wrk", "httpx"],
+        default="auto",
+        help="load generator: wrk from PATH, or httpx in Python processes "
+        "(auto: wrk if it is on PATH)",
     )
     parser.add_argument(
         "--argon2-time-cost",
@@ -155,7 +156,15 @@ def parse_options(argv: list[str] | None = None) -> Options:
         "--results-dir", type=Path, default=BENCH_DIR / "results", help="where the JSON goes"
     )
     args = parser.parse_args(argv)
-    if args.tool == "wrk" and shutil.which("wrk") is None:
+    tool = args.tool
+    if tool == "auto":
+        tool = "wrk" if shutil.which("wrk") else "httpx"
+        if tool == "httpx":
+            console.print(
+                "[yellow]wrk is not on PATH (apt-get install wrk): using httpx, which can "
+                "saturate its own CPU before the server on /healthz[/yellow]"
+            )
+    if tool == "wrk" and shutil.which("wrk") is None:
         parser.error("--tool wrk: wrk is not on PATH (apt-get install wrk)")
     if min(args.workers, args.concurrency, args.users, args.client_procs) < 1:
         parser.error("--workers, --concurrency, --users and --client-procs must be >= 1")
@@ -170,7 +179,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         warmup=args.warmup,
         users=args.users,
         client_procs=min(args.client_procs, args.concurrency),
-        tool=args.tool,
+        tool=tool,
         argon2_time_cost=args.argon2_time_cost,
         argon2_memory_cost=args.argon2_memory_cost,
         results_dir=args.results_dir,

@@ -46,7 +46,7 @@ async def _admin_user(state: StateDep, user: Annotated[User, Depends(_current_us
     return user
 
 
-def _client(request: Request, state: StateDep) -> Client:
+async def _client(request: Request, state: StateDep) -> Client:
     return Client(
         ip=client_ip(request.scope, state.settings.trusted_proxies),
         user_agent=request.headers.get("user-agent"),

@@ -39,7 +39,7 @@ OAUTH_VERIFIER = "oauth_verifier"
 FORGOT_PASSWORD_MESSAGE = "If an account exists for this email, a reset link is on its way."  # noqa: S105
 
 
-def _verifier(request: Request) -> OAuthVerifier:
+async def _verifier(request: Request) -> OAuthVerifier:
     verifier: OAuthVerifier = request.app.state.services.extensions[OAUTH_VERIFIER]
     return verifier
 

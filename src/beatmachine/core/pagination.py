@@ -39,7 +39,7 @@ class PageParams:
         )
 
 
-def _page_params(
+async def _page_params(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
 ) -> PageParams:

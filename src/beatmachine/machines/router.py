@@ -61,8 +61,8 @@ def _out(published: service.Published) -> MachineOut:
 
 
 @router.get("", response_model=Envelope[MachineList])
-async def list_machines(request: Request, session: SessionDep, state: StateDep) -> Response:
-    rendered = await service.rendered_list(session, state.cache)
+async def list_machines(request: Request, state: StateDep) -> Response:
+    rendered = await service.rendered_list(state.sessionmaker, state.cache, state.memo)
     return _conditional(request, rendered, "application/json")
 
 
@@ -125,10 +125,10 @@ async def import_machine_xml(
     response_class=Response,
     responses={200: {"content": {XML_MEDIA_TYPE: {}}}, **error_responses(404)},
 )
-async def get_machine_xml(
-    machine_id: str, request: Request, session: SessionDep, state: StateDep
-) -> Response:
-    rendered = await service.rendered_document(session, state.cache, machine_id, "xml")
+async def get_machine_xml(machine_id: str, request: Request, state: StateDep) -> Response:
+    rendered = await service.rendered_document(
+        state.sessionmaker, state.cache, state.memo, machine_id, "xml"
+    )
     return _conditional(request, rendered, XML_MEDIA_TYPE)
 
 
@@ -137,14 +137,16 @@ async def get_machine_xml(
     response_model=Envelope[MachineOut],
     responses={200: {"content": {XML_MEDIA_TYPE: {}}}, **error_responses(404)},
 )
-async def get_machine(
-    machine_id: str, request: Request, session: SessionDep, state: StateDep
-) -> Response:
+async def get_machine(machine_id: str, request: Request, state: StateDep) -> Response:
     """The current version; `Accept: application/xml` gives the front end's XML."""
     if _wants_xml(request):
-        rendered = await service.rendered_document(session, state.cache, machine_id, "xml")
+        rendered = await service.rendered_document(
+            state.sessionmaker, state.cache, state.memo, machine_id, "xml"
+        )
         return _conditional(request, rendered, XML_MEDIA_TYPE)
-    rendered = await service.rendered_document(session, state.cache, machine_id, "json")
+    rendered = await service.rendered_document(
+        state.sessionmaker, state.cache, state.memo, machine_id, "json"
+    )
     return _conditional(request, rendered, "application/json")
 
 

@@ -11,7 +11,7 @@ import orjson
 import structlog
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from beatmachine.core.cache import Cache
 from beatmachine.core.db import after_commit
@@ -48,7 +48,12 @@ def list_cache_key(generation: str) -> str:
 
 async def _generation(cache: Cache) -> str:
     value = await cache.get(GENERATION_KEY)
-    return value.decode() if value is not None else "0"
+    if value is None:
+        # Never a fixed default: a process memo must not mistake a lost generation
+        # (e.g. Redis restarted) for the one its copies were filed under.
+        value = new_id("gen").encode()
+        await cache.set(GENERATION_KEY, value)
+    return value.decode()
 
 
 def content_hash(document: MachineDocument) -> str:
@@ -387,16 +392,41 @@ def _unpack(raw: bytes) -> RenderedDocument:
     return RenderedDocument(body=body, etag=etag.decode())
 
 
+async def _cached(cache: Cache, memo: Cache, key: str) -> RenderedDocument | None:
+    """Keys name their generation, so a copy in the process memo is never stale: the
+    hot path costs one small shared-cache read (the generation)."""
+    local = await memo.get(key)
+    if local is not None:
+        return _unpack(local)
+    shared = await cache.get(key)
+    if shared is not None:
+        await memo.set(key, shared, ttl=CACHE_TTL_SECONDS)
+        return _unpack(shared)
+    return None
+
+
+async def _store(cache: Cache, memo: Cache, key: str, rendered: RenderedDocument) -> None:
+    packed = _pack(rendered)
+    await cache.set(key, packed, ttl=CACHE_TTL_SECONDS)
+    await memo.set(key, packed, ttl=CACHE_TTL_SECONDS)
+
+
 async def rendered_document(
-    session: AsyncSession, cache: Cache, machine_id: str, representation: str
+    sessionmaker: async_sessionmaker[AsyncSession],
+    cache: Cache,
+    memo: Cache,
+    machine_id: str,
+    representation: str,
 ) -> RenderedDocument:
     """The current version of a machine as ready-to-send bytes (`json` envelope or `xml`),
-    from the cache when possible. Reads vastly outnumber publishes."""
+    from the cache when possible (reads vastly outnumber publishes); the database is
+    opened only on a miss."""
     key = document_cache_key(await _generation(cache), machine_id, representation)
-    cached = await cache.get(key)
-    if cached is not None:
-        return _unpack(cached)
-    published = await get_published(session, machine_id)
+    hit = await _cached(cache, memo, key)
+    if hit is not None:
+        return hit
+    async with sessionmaker() as session:
+        published = await get_published(session, machine_id)
     if representation == "xml":
         body = machine_to_xml(published.document)
     else:
@@ -406,15 +436,19 @@ async def rendered_document(
     # Weak: the same entity is sent plain, gzip or brotli.
     tag = f'W/"{published.version.content_hash[:32]}-v{published.version.version}-{representation}"'
     rendered = RenderedDocument(body=body, etag=tag)
-    await cache.set(key, _pack(rendered), ttl=CACHE_TTL_SECONDS)
+    await _store(cache, memo, key, rendered)
     return rendered
 
 
-async def rendered_list(session: AsyncSession, cache: Cache) -> RenderedDocument:
+async def rendered_list(
+    sessionmaker: async_sessionmaker[AsyncSession], cache: Cache, memo: Cache
+) -> RenderedDocument:
     key = list_cache_key(await _generation(cache))
-    cached = await cache.get(key)
-    if cached is not None:
-        return _unpack(cached)
+    hit = await _cached(cache, memo, key)
+    if hit is not None:
+        return hit
+    async with sessionmaker() as session:
+        rows = await list_machines(session)
     machines = [
         {
             "id": m.id,
@@ -423,9 +457,9 @@ async def rendered_list(session: AsyncSession, cache: Cache) -> RenderedDocument
             "description": m.description,
             "currentVersion": m.current_version,
         }
-        for m in await list_machines(session)
+        for m in rows
     ]
     body = orjson.dumps({"success": True, "data": {"machines": machines}})
     rendered = RenderedDocument(body=body, etag=f'W/"{hashlib.sha256(body).hexdigest()[:32]}"')
-    await cache.set(key, _pack(rendered), ttl=CACHE_TTL_SECONDS)
+    await _store(cache, memo, key, rendered)
     return rendered
