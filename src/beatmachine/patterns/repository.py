@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Select, and_, delete, func, literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import lazyload
 
 from beatmachine.patterns.models import Pattern, PatternLike
 from beatmachine.users.models import User
@@ -20,7 +21,12 @@ ORDERINGS = {
 
 
 def with_author() -> Select[Pattern, User]:
-    return select(Pattern, User).join(User, User.id == Pattern.user_id)
+    """Patterns with their authors; an author's preferences are not needed to show them."""
+    return (
+        select(Pattern, User)
+        .join(User, User.id == Pattern.user_id)
+        .options(lazyload(User.preferences))
+    )
 
 
 def live() -> Any:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.core.cache import Cache
@@ -165,9 +165,9 @@ async def list_patterns(
     if owner is not None:
         conditions.append(Pattern.user_id == owner.id)
         if not include_private:
-            conditions.append(Pattern.is_public.is_(True))
+            conditions.append(Pattern.is_public == true())
     else:
-        conditions.append(Pattern.is_public.is_(True))
+        conditions.append(Pattern.is_public == true())
     if filters.flavor:
         conditions.append(Pattern.flavor == filters.flavor)
     if filters.user_id:
@@ -181,7 +181,6 @@ async def list_patterns(
             return [], params.pagination(0)
         conditions.append(matching)
         ordering = [rank, *ordering]
-    statement = repository.with_author().where(*conditions)
     total = await _count(
         session,
         cache,
@@ -190,8 +189,20 @@ async def list_patterns(
         cacheable=owner is None and not filters.user_id and not filters.search,
         flavor=filters.flavor,
     )
+    # The page's ids first, from the narrow listing indexes; only those rows are then
+    # joined to their authors (joining first makes the database join every match).
+    page_ids = (
+        select(Pattern.id.label("page_id"))
+        .where(*conditions)
+        .order_by(*ordering)
+        .limit(params.limit)
+        .offset(params.offset)
+        .subquery("page")
+    )
     rows = await session.execute(
-        statement.order_by(*ordering).limit(params.limit).offset(params.offset)
+        repository.with_author()
+        .join(page_ids, page_ids.c.page_id == Pattern.id)
+        .order_by(*ordering)
     )
     return [(pattern, author) for pattern, author in rows.all()], params.pagination(total)
 
@@ -431,7 +442,7 @@ async def count_for_user(session: AsyncSession, user_id: str) -> tuple[int, int]
     """(patterns created, patterns shared publicly) of a user, from the patterns table."""
     row = (
         await session.execute(
-            select(func.count(), func.count().filter(Pattern.is_public.is_(True))).where(
+            select(func.count(), func.count().filter(Pattern.is_public == true())).where(
                 Pattern.user_id == user_id, Pattern.deleted_at.is_(None)
             )
         )
