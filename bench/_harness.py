@@ -247,9 +247,12 @@ class Environment:
 
 
 @contextmanager
-def environment(admin_url: str, redis_url: str, db_prefix: str) -> Iterator[Environment]:
+def environment(
+    admin_url: str, redis_url: str, db_prefix: str, *, keep_database: bool = False
+) -> Iterator[Environment]:
     """Create and migrate a database `<db_prefix>_<id>`; on exit (also on errors and
-    Ctrl-C) stop the server, drop the database and delete the Redis keys."""
+    Ctrl-C) stop the server, drop the database (unless `keep_database`, to study its
+    queries afterwards) and delete the Redis keys."""
     run_id = secrets.token_hex(4)
     env = Environment(
         run_id=run_id,
@@ -265,20 +268,23 @@ def environment(admin_url: str, redis_url: str, db_prefix: str) -> Iterator[Envi
             migrate.upgrade(env.database_url)
         yield env
     finally:
-        _cleanup(env)
+        _cleanup(env, keep_database=keep_database)
 
 
-def _cleanup(env: Environment) -> None:
+def _cleanup(env: Environment, *, keep_database: bool = False) -> None:
     # A second Ctrl-C or SIGTERM must not cut the clean-up short.
     previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
     previous_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         if env.server is not None:
             stop_server(env.server)
-        try:  # IF EXISTS: safe when the creation itself failed
-            asyncio.run(drop_database(env.admin_url, env.db_name))
-        except Exception as exc:
-            console.print(f"[red]could not drop database {env.db_name}: {exc}[/red]")
+        if keep_database:
+            console.print(f"kept database {env.db_name} (drop it with DROP DATABASE)")
+        else:
+            try:  # IF EXISTS: safe when the creation itself failed
+                asyncio.run(drop_database(env.admin_url, env.db_name))
+            except Exception as exc:
+                console.print(f"[red]could not drop database {env.db_name}: {exc}[/red]")
         try:
             asyncio.run(delete_redis_keys(env.redis_url, env.prefix))
         except Exception as exc:

@@ -181,6 +181,7 @@ class Options:
     seed: int
     workers: int
     extra_sql: Path | None
+    keep_database: bool
     results_dir: Path
 
 
@@ -232,6 +233,11 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         "migration. Indexes survive the growth to the large size.",
     )
     parser.add_argument(
+        "--keep-database",
+        action="store_true",
+        help="leave the large database in place at the end, to study its queries",
+    )
+    parser.add_argument(
         "--results-dir", type=Path, default=BENCH_DIR / "results", help="where the JSON goes"
     )
     args = parser.parse_args(argv)
@@ -255,6 +261,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         workers=args.workers,
         extra_sql=args.extra_sql,
         results_dir=args.results_dir,
+        keep_database=args.keep_database,
     )
 
 
@@ -1040,7 +1047,12 @@ def run(options: Options) -> int:
     large_users = max(small_users, options.large // options.patterns_per_user)
     with (
         sigterm_as_interrupt(),
-        environment(options.admin_url, options.redis_url, "bench_patterns") as env,
+        environment(
+            options.admin_url,
+            options.redis_url,
+            "bench_patterns",
+            keep_database=options.keep_database,
+        ) as env,
     ):
         server_env = env.server_env(
             options.workers, INSTALL_DEFAULT_MACHINES="true", DB_ECHO="false"

@@ -1,5 +1,6 @@
 """HTTP caching of machines: ETag and Cache-Control, conditional requests, and that a
-publish is served at once, also by another app instance sharing the cache."""
+publish is served at once, and by another app instance sharing the cache as soon as the
+new generation reaches it."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tests.machines.helpers import (
     instrument_body,
     register_admin,
 )
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -36,6 +38,10 @@ async def admin(client: httpx.AsyncClient) -> Account:
 @pytest.fixture
 async def salsa(client: httpx.AsyncClient, admin: Account) -> dict[str, Any]:
     return await import_real(client, admin, "salsa")
+
+
+async def _serves_version(client: httpx.AsyncClient, version: int) -> bool:
+    return bool((await client.get("/api/machines/salsa")).json()["data"]["version"] == version)
 
 
 async def change_clave(client: httpx.AsyncClient, admin: Account, title: str) -> None:
@@ -190,7 +196,7 @@ async def test_rollback_is_served_at_once(
     assert data["instruments"][0]["title"] == "Clave"
 
 
-async def test_a_publish_on_one_instance_is_served_by_another_at_once(
+async def test_a_publish_on_one_instance_is_served_by_another(
     backend: Backend,
     settings: Settings,
     client: httpx.AsyncClient,
@@ -215,6 +221,8 @@ async def test_a_publish_on_one_instance_is_served_by_another_at_once(
             assert cached.status_code == 304
 
             await change_clave(client, admin, "Wood Clave")  # instance A publishes
+            # B learns of the new generation over pub/sub, a moment after A's reply.
+            await eventually(lambda: _serves_version(b, 2))
             response = await b.get(
                 "/api/machines/salsa", headers={"If-None-Match": first.headers["etag"]}
             )
@@ -234,7 +242,7 @@ async def test_a_stale_document_written_after_a_publish_is_never_served(
 ) -> None:
     # A reader that loaded version 1 just before a publish files it in the cache late.
     stale = (await client.get("/api/machines/salsa")).content
-    old_generation = (await state.cache.get(service.GENERATION_KEY) or b"0").decode()
+    old_generation = await state.cache.generation(service.GENERATION).current()
     await change_clave(client, admin, "Wood Clave")
     await state.cache.set(service.document_cache_key(old_generation, "salsa", "json"), stale)
 

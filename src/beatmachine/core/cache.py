@@ -11,10 +11,13 @@ from typing import Protocol
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from beatmachine.core.generation import Generation, LocalGeneration, SharedGeneration
+
 # More requests in flight than connections wait for one (a plain pool raises
 # MaxConnectionsError, a 500, past its size).
 REDIS_MAX_CONNECTIONS = 100
 REDIS_POOL_TIMEOUT = 10
+SUBSCRIBER_NAME = "beatmachine-generations"
 
 
 class Cache(Protocol):
@@ -23,6 +26,10 @@ class Cache(Protocol):
     async def delete(self, *keys: str) -> None: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
+    def generation(self, name: str) -> Generation:
+        """The cache generation `name` (see core.generation), the same in every process
+        that shares this cache."""
+        ...
 
 
 class MemoryCache:
@@ -31,6 +38,7 @@ class MemoryCache:
     def __init__(self, max_entries: int = 100_000) -> None:
         self._data: dict[str, tuple[bytes, float | None]] = {}
         self._max_entries = max_entries
+        self._generations: dict[str, LocalGeneration] = {}
 
     async def get(self, key: str) -> bytes | None:
         entry = self._data.get(key)
@@ -57,6 +65,9 @@ class MemoryCache:
     async def close(self) -> None:
         self._data.clear()
 
+    def generation(self, name: str) -> Generation:
+        return self._generations.setdefault(name, LocalGeneration())
+
     def _evict(self) -> None:
         now = time.monotonic()
         for key in [k for k, (_, exp) in self._data.items() if exp is not None and exp <= now]:
@@ -68,9 +79,12 @@ class MemoryCache:
 class RedisCache:
     """Cache shared by every API process through one Redis."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, subscriber: Redis, prefix: str) -> None:
         self._redis = redis
+        # Subscriptions hold their connection for good: not one of the pool's.
+        self._subscriber = subscriber
         self._prefix = prefix
+        self._generations: dict[str, SharedGeneration] = {}
 
     async def get(self, key: str) -> bytes | None:
         value: bytes | str | None = await self._redis.get(self._prefix + key)
@@ -89,7 +103,17 @@ class RedisCache:
         return bool(await self._redis.ping())
 
     async def close(self) -> None:
+        for generation in self._generations.values():
+            await generation.close()
+        await self._subscriber.aclose()
         await self._redis.aclose()
+
+    def generation(self, name: str) -> Generation:
+        if name not in self._generations:
+            self._generations[name] = SharedGeneration(
+                self._redis, self._subscriber, self._prefix, name
+            )
+        return self._generations[name]
 
 
 def create_cache(redis_url: str, prefix: str) -> Cache:
@@ -102,4 +126,12 @@ def create_cache(redis_url: str, prefix: str) -> Cache:
         socket_timeout=5,
         health_check_interval=30,
     )
-    return RedisCache(Redis.from_pool(pool), prefix)
+    # No socket timeout: a subscription waits for messages indefinitely; keep-alive and
+    # health checks notice a dead connection instead.
+    subscriber = Redis.from_url(
+        redis_url,
+        socket_keepalive=True,
+        health_check_interval=30,
+        client_name=f"{SUBSCRIBER_NAME}:{prefix}",
+    )
+    return RedisCache(Redis.from_pool(pool), subscriber, prefix)

@@ -35,7 +35,7 @@ CACHE_TTL_SECONDS = 3600
 # Every cached document is filed under the current generation; a publish starts a new
 # one. A reader that loaded an old version just before a publish can then only file it
 # under the old generation, which nobody reads any more.
-GENERATION_KEY = "machines:generation"
+GENERATION = "machines"
 
 
 def document_cache_key(generation: str, machine_id: str, representation: str) -> str:
@@ -44,16 +44,6 @@ def document_cache_key(generation: str, machine_id: str, representation: str) ->
 
 def list_cache_key(generation: str) -> str:
     return f"machines:list:{generation}"
-
-
-async def _generation(cache: Cache) -> str:
-    value = await cache.get(GENERATION_KEY)
-    if value is None:
-        # Never a fixed default: a process memo must not mistake a lost generation
-        # (e.g. Redis restarted) for the one its copies were filed under.
-        value = new_id("gen").encode()
-        await cache.set(GENERATION_KEY, value)
-    return value.decode()
 
 
 def content_hash(document: MachineDocument) -> str:
@@ -75,10 +65,12 @@ class PublishResult:
 
 
 async def invalidate(cache: Cache, machine_id: str) -> None:
-    """Start a new cache generation after `machine_id` changed; with Redis every API
-    process reads the same generation, so all of them serve the new version at once."""
-    old = await _generation(cache)
-    await cache.set(GENERATION_KEY, new_id("gen").encode())
+    """Start a new cache generation after `machine_id` changed; every API process sharing
+    the cache serves the new version from then on (this one at once, the others as soon
+    as the generation's message reaches them)."""
+    generations = cache.generation(GENERATION)
+    old = await generations.current()
+    await generations.advance()
     await cache.delete(
         list_cache_key(old),
         document_cache_key(old, machine_id, "json"),
@@ -393,8 +385,8 @@ def _unpack(raw: bytes) -> RenderedDocument:
 
 
 async def _cached(cache: Cache, memo: Cache, key: str) -> RenderedDocument | None:
-    """Keys name their generation, so a copy in the process memo is never stale: the
-    hot path costs one small shared-cache read (the generation)."""
+    """Keys name their generation, so a copy in the process memo is never stale: the hot
+    path reads only memory."""
     local = await memo.get(key)
     if local is not None:
         return _unpack(local)
@@ -421,7 +413,9 @@ async def rendered_document(
     """The current version of a machine as ready-to-send bytes (`json` envelope or `xml`),
     from the cache when possible (reads vastly outnumber publishes); the database is
     opened only on a miss."""
-    key = document_cache_key(await _generation(cache), machine_id, representation)
+    key = document_cache_key(
+        await cache.generation(GENERATION).current(), machine_id, representation
+    )
     hit = await _cached(cache, memo, key)
     if hit is not None:
         return hit
@@ -443,7 +437,7 @@ async def rendered_document(
 async def rendered_list(
     sessionmaker: async_sessionmaker[AsyncSession], cache: Cache, memo: Cache
 ) -> RenderedDocument:
-    key = list_cache_key(await _generation(cache))
+    key = list_cache_key(await cache.generation(GENERATION).current())
     hit = await _cached(cache, memo, key)
     if hit is not None:
         return hit

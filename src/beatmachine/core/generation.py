@@ -1,0 +1,187 @@
+"""Cache generations: a name whose value changes whenever the data cached under it does.
+
+Entries are filed under the current generation; starting a new one retires every entry at
+once, in every process. Reading the generation is on the hot path of cached reads, so each
+process keeps it in memory and Redis pushes new ones over pub/sub: no round trip per
+request. While the subscription is down (start-up, a lost connection) the process reads
+the generation from Redis on every call instead, so it never serves an old generation
+because it missed a message.
+
+A generation is ``<epoch>:<sequence>``. The sequence comes from one atomic increment that
+also publishes, so every process sees generations in the order they were made and can
+refuse to step back (a process adopts its own new generation before its message comes
+back). The epoch is random and lives in Redis beside the sequence: if Redis loses both
+(a restart without persistence) the sequence starts again, but under a new epoch, so an
+old value can never come back and revive entries filed under it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Protocol
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+log = structlog.get_logger(__name__)
+
+RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
+CLOSE_WAIT_SECONDS = 1.0
+
+# KEYS: sequence, epoch. ARGV: a fresh epoch (used only if none is stored), the channel.
+_ADVANCE = """
+local sequence = redis.call('INCR', KEYS[1])
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[2], epoch)
+end
+local generation = epoch .. ':' .. sequence
+redis.call('PUBLISH', ARGV[2], generation)
+return generation
+"""
+
+# KEYS: sequence, epoch. ARGV: a fresh epoch. Creates the pair if Redis has none.
+_READ = """
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[2], epoch)
+  redis.call('SET', KEYS[1], 0, 'NX')
+end
+local sequence = redis.call('GET', KEYS[1]) or '0'
+return epoch .. ':' .. sequence
+"""
+
+
+def _fresh_epoch() -> str:
+    return secrets.token_hex(8)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _is_newer(candidate: str, current: str | None) -> bool:
+    """Whether `candidate` may replace `current`: a later sequence of the same epoch, or
+    any generation of another epoch (Redis started over)."""
+    if current is None:
+        return True
+    epoch, _, sequence = candidate.partition(":")
+    current_epoch, _, current_sequence = current.partition(":")
+    if epoch != current_epoch:
+        return True
+    return int(sequence) > int(current_sequence)
+
+
+class Generation(Protocol):
+    async def current(self) -> str: ...
+    async def advance(self) -> str: ...
+
+
+class LocalGeneration:
+    """The generation of a single process (no Redis): a counter under a random epoch."""
+
+    def __init__(self) -> None:
+        self._epoch = _fresh_epoch()
+        self._sequence = 0
+
+    async def current(self) -> str:
+        return f"{self._epoch}:{self._sequence}"
+
+    async def advance(self) -> str:
+        self._sequence += 1
+        return await self.current()
+
+
+class SharedGeneration:
+    """A generation shared by every process on one Redis, followed over pub/sub."""
+
+    def __init__(self, redis: Redis, subscriber: Redis, prefix: str, name: str) -> None:
+        self._redis = redis
+        self._subscriber = subscriber
+        self._keys = [f"{prefix}generation:{name}:sequence", f"{prefix}generation:{name}:epoch"]
+        self.channel = f"{prefix}generation:{name}"
+        self._value: str | None = None
+        self._live = False
+        self._follower: asyncio.Task[None] | None = None
+        self._pubsub: PubSub | None = None
+        self._closed = False
+
+    @property
+    def live(self) -> bool:
+        """Whether the in-memory value is kept current by the subscription."""
+        return self._live
+
+    async def current(self) -> str:
+        if self._live and self._value is not None:
+            return self._value
+        self._start_following()
+        return await self._read()
+
+    async def advance(self) -> str:
+        generation = _text(
+            await self._redis.eval(_ADVANCE, 2, *self._keys, _fresh_epoch(), self.channel)
+        )
+        # This process serves its own change at once, before the message comes back.
+        self._adopt(generation)
+        return generation
+
+    async def close(self) -> None:
+        self._closed = True
+        follower, self._follower = self._follower, None
+        if follower is not None:
+            follower.cancel()
+            done, _ = await asyncio.wait({follower}, timeout=CLOSE_WAIT_SECONDS)
+            if not done and self._pubsub is not None and self._pubsub.connection is not None:
+                # A read blocked in the Redis client may not give way to the cancellation;
+                # closing its connection ends the read, and the loop sees it is closed.
+                await self._pubsub.connection.disconnect()
+                await asyncio.wait({follower}, timeout=CLOSE_WAIT_SECONDS)
+        self._live = False
+
+    async def _read(self) -> str:
+        generation = _text(await self._redis.eval(_READ, 2, *self._keys, _fresh_epoch()))
+        self._adopt(generation)
+        return generation
+
+    def _adopt(self, generation: str) -> None:
+        if _is_newer(generation, self._value):
+            self._value = generation
+
+    def _start_following(self) -> None:
+        if not self._closed and (self._follower is None or self._follower.done()):
+            self._follower = asyncio.get_running_loop().create_task(self._follow())
+
+    async def _follow(self) -> None:
+        failures = 0
+        while not self._closed:
+            try:
+                async with self._subscriber.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    self._pubsub = pubsub
+                    await pubsub.subscribe(self.channel)
+                    # Subscribed first, then read: nothing published in between is missed.
+                    await self._read()
+                    self._live = True
+                    failures = 0
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self._adopt(_text(message["data"]))
+            except asyncio.CancelledError:
+                self._live = False
+                raise
+            except (RedisError, OSError) as exc:
+                self._live = False
+                if self._closed:
+                    return
+                delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
+                failures += 1
+                log.warning("generation.subscription_lost", channel=self.channel, error=str(exc))
+                await asyncio.sleep(delay)
+            else:
+                self._live = False
+            finally:
+                self._pubsub = None

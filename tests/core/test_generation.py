@@ -1,0 +1,209 @@
+"""Cache generations: in one process, and shared by processes on one Redis, where each
+process follows new generations over pub/sub and falls back to reading Redis while its
+subscription is down."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Awaitable
+
+import pytest
+from redis.asyncio import Redis
+
+from beatmachine.core.cache import SUBSCRIBER_NAME, MemoryCache, RedisCache, create_cache
+from beatmachine.core.generation import SharedGeneration
+from tests.conftest import REQUIRE_SERVICES, TEST_REDIS_URL, delete_redis_prefix
+from tests.waiting import eventually
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    if not TEST_REDIS_URL:
+        if REQUIRE_SERVICES:
+            pytest.fail("TEST_REDIS_URL is required")
+        pytest.skip("shared generations need Redis (set TEST_REDIS_URL)")
+    value = f"bmtest:{secrets.token_hex(4)}:"
+    yield value
+    await delete_redis_prefix(TEST_REDIS_URL, value)
+
+
+@pytest.fixture
+async def process_a(prefix: str) -> AsyncIterator[RedisCache]:
+    cache = create_cache(TEST_REDIS_URL, prefix)
+    assert isinstance(cache, RedisCache)
+    yield cache
+    await cache.close()
+
+
+@pytest.fixture
+async def process_b(prefix: str) -> AsyncIterator[RedisCache]:
+    cache = create_cache(TEST_REDIS_URL, prefix)
+    assert isinstance(cache, RedisCache)
+    yield cache
+    await cache.close()
+
+
+async def following(cache: RedisCache) -> SharedGeneration:
+    """The process's generation once its subscription is up."""
+    generation = cache.generation("machines")
+    assert isinstance(generation, SharedGeneration)
+    await generation.current()
+    await eventually(lambda: _true(generation.live))
+    return generation
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def kill_subscriptions(prefix: str) -> int:
+    redis = Redis.from_url(TEST_REDIS_URL)
+    try:
+        clients = await redis.client_list()
+        ids = [c["id"] for c in clients if c.get("name") == f"{SUBSCRIBER_NAME}:{prefix}"]
+        for client_id in ids:
+            await redis.client_kill_filter(_id=client_id)
+        return len(ids)
+    finally:
+        await redis.aclose()
+
+
+async def test_local_generation_changes_on_advance() -> None:
+    generation = MemoryCache().generation("machines")
+    before = await generation.current()
+
+    after = await generation.advance()
+
+    assert after != before
+    assert await generation.current() == after
+
+
+async def test_local_generations_of_two_caches_never_coincide() -> None:
+    first = await MemoryCache().generation("machines").current()
+    second = await MemoryCache().generation("machines").current()
+
+    assert first != second
+
+
+async def test_processes_on_one_redis_start_on_the_same_generation(
+    process_a: RedisCache, process_b: RedisCache
+) -> None:
+    a = await process_a.generation("machines").current()
+    b = await process_b.generation("machines").current()
+
+    assert a == b
+
+
+async def test_advancing_process_sees_its_new_generation_at_once(
+    process_a: RedisCache, process_b: RedisCache
+) -> None:
+    generation = await following(process_a)
+    before = await generation.current()
+
+    advanced = await generation.advance()
+
+    assert advanced != before
+    assert await generation.current() == advanced
+
+
+async def test_other_process_follows_a_new_generation_without_reading_redis(
+    process_a: RedisCache, process_b: RedisCache
+) -> None:
+    follower = await following(process_b)
+    advanced = await process_a.generation("machines").advance()
+
+    await eventually(lambda: _equals(follower.current(), advanced))
+    assert follower.live
+
+
+async def _equals(value: Awaitable[str], expected: str) -> bool:
+    return await value == expected
+
+
+async def test_other_process_ends_on_the_last_of_quick_successive_advances(
+    process_a: RedisCache, process_b: RedisCache
+) -> None:
+    follower = await following(process_b)
+    advancing = process_a.generation("machines")
+    generations = [await advancing.advance() for _ in range(20)]
+
+    await eventually(lambda: _equals(follower.current(), generations[-1]))
+    await asyncio.sleep(0.1)  # and stays there: nothing older arrives later
+    assert await follower.current() == generations[-1]
+
+
+async def test_generation_never_steps_back_to_an_older_one(
+    process_a: RedisCache, process_b: RedisCache
+) -> None:
+    mine = await following(process_a)
+    other = process_b.generation("machines")
+    await mine.advance()
+    newest = await other.advance()
+    await eventually(lambda: _equals(mine.current(), newest))
+
+    # The message of the older advance, arriving late, is not adopted.
+    older = newest.rpartition(":")[0] + ":1"
+    redis = Redis.from_url(TEST_REDIS_URL)
+    try:
+        await redis.publish(mine.channel, older)
+    finally:
+        await redis.aclose()
+    await asyncio.sleep(0.1)
+
+    assert await mine.current() == newest
+
+
+async def test_a_lost_subscription_reads_redis_and_misses_no_generation(
+    prefix: str, process_a: RedisCache, process_b: RedisCache
+) -> None:
+    follower = await following(process_b)
+
+    assert await kill_subscriptions(prefix) >= 1
+    advanced = await process_a.generation("machines").advance()
+
+    await eventually(lambda: _equals(follower.current(), advanced))
+
+
+async def test_a_lost_subscription_is_restored(
+    prefix: str, process_a: RedisCache, process_b: RedisCache
+) -> None:
+    follower = await following(process_b)
+    await kill_subscriptions(prefix)
+    await eventually(lambda: _true(not follower.live))
+
+    await eventually(lambda: _true(follower.live))
+    advanced = await process_a.generation("machines").advance()
+    await eventually(lambda: _equals(follower.current(), advanced))
+
+
+async def test_redis_losing_its_data_never_brings_back_an_old_generation(
+    prefix: str, process_a: RedisCache
+) -> None:
+    generation = process_a.generation("machines")
+    seen = {await generation.current(), await generation.advance()}
+
+    await delete_redis_prefix(TEST_REDIS_URL, prefix)  # as a restart without persistence
+    fresh = await process_b_reading(prefix)
+
+    assert fresh not in seen
+
+
+async def process_b_reading(prefix: str) -> str:
+    cache = create_cache(TEST_REDIS_URL, prefix)
+    try:
+        return await cache.generation("machines").current()
+    finally:
+        await cache.close()
+
+
+async def test_generations_of_different_names_are_independent(
+    process_a: RedisCache,
+) -> None:
+    machines = process_a.generation("machines")
+    other = process_a.generation("other")
+    before = await other.current()
+
+    await machines.advance()
+
+    assert await other.current() == before
