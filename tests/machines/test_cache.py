@@ -250,3 +250,66 @@ async def test_a_stale_document_written_after_a_publish_is_never_served(
 
     assert response.json()["data"]["version"] == 2
     assert response.json()["data"]["instruments"][0]["title"] == "Wood Clave"
+
+
+@pytest.mark.parametrize("encoding", ["br", "gzip"])
+@pytest.mark.parametrize("path", ["/api/machines/salsa", "/api/machines/salsa.xml"])
+async def test_compressed_body_is_the_same_document(
+    client: httpx.AsyncClient, salsa: dict[str, Any], path: str, encoding: str
+) -> None:
+    plain = await client.get(path, headers={"Accept-Encoding": "identity"})
+
+    response = await client.get(path, headers={"Accept-Encoding": encoding})
+
+    assert response.status_code == 200
+    assert response.headers["content-encoding"] == encoding
+    assert response.content == plain.content  # httpx decodes it
+    assert response.headers["etag"] == plain.headers["etag"]
+    assert "Accept-Encoding" in [v.strip() for v in response.headers["vary"].split(",")]
+
+
+async def test_small_body_is_sent_uncompressed(
+    client: httpx.AsyncClient, salsa: dict[str, Any]
+) -> None:
+    response = await client.get("/api/machines", headers={"Accept-Encoding": "br"})
+
+    assert response.status_code == 200
+    assert len(response.content) < 1024
+    assert "content-encoding" not in response.headers
+    assert [m["id"] for m in response.json()["data"]["machines"]] == ["salsa"]
+
+
+async def test_identity_request_gets_an_uncompressed_body(
+    client: httpx.AsyncClient, salsa: dict[str, Any]
+) -> None:
+    response = await client.get("/api/machines/salsa", headers={"Accept-Encoding": "identity"})
+
+    assert response.status_code == 200
+    assert "content-encoding" not in response.headers
+    assert response.json()["data"] == salsa
+
+
+async def test_browser_request_prefers_brotli(
+    client: httpx.AsyncClient, salsa: dict[str, Any]
+) -> None:
+    response = await client.get(
+        "/api/machines/salsa", headers={"Accept-Encoding": "gzip, deflate, br"}
+    )
+
+    assert response.headers["content-encoding"] == "br"
+    assert response.json()["data"] == salsa
+
+
+@pytest.mark.parametrize("encoding", ["br", "gzip"])
+async def test_compressed_body_follows_a_publish(
+    client: httpx.AsyncClient, admin: Account, salsa: dict[str, Any], encoding: str
+) -> None:
+    before = await client.get("/api/machines/salsa", headers={"Accept-Encoding": encoding})
+    assert before.json()["data"]["version"] == 1
+
+    await change_clave(client, admin, "Wood Clave")
+    response = await client.get("/api/machines/salsa", headers={"Accept-Encoding": encoding})
+
+    assert response.headers["content-encoding"] == encoding
+    assert response.json()["data"]["version"] == 2
+    assert response.json()["data"]["instruments"][0]["title"] == "Wood Clave"

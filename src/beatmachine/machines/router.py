@@ -9,12 +9,13 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from beatmachine.auth.dependencies import AdminUser
+from beatmachine.core.compression import MIN_COMPRESS_BYTES, negotiate
 from beatmachine.core.db import SessionDep
 from beatmachine.core.errors import ValidationFailed
 from beatmachine.core.pagination import PageDep
 from beatmachine.core.responses import etag_matches
 from beatmachine.core.schemas import Envelope, error_responses, ok
-from beatmachine.core.state import StateDep
+from beatmachine.core.state import AppState, StateDep
 from beatmachine.machines import service
 from beatmachine.machines.document import SLUG_PATTERN
 from beatmachine.machines.schemas import (
@@ -47,11 +48,24 @@ def _wants_xml(request: Request) -> bool:
     return "application/xml" in accept or "text/xml" in accept
 
 
-def _conditional(request: Request, rendered: service.RenderedDocument, media_type: str) -> Response:
-    headers = {"ETag": rendered.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept"}
+async def _conditional(
+    request: Request, state: AppState, rendered: service.RenderedDocument, media_type: str
+) -> Response:
+    """304 for a matching `If-None-Match`, else the cached bytes, compressed ahead of time
+    when the client accepts it."""
+    headers = {
+        "ETag": rendered.etag,
+        "Cache-Control": CACHE_CONTROL,
+        "Vary": "Accept, Accept-Encoding",
+    }
     if etag_matches(request.headers.get("if-none-match", ""), rendered.etag):
         return Response(status_code=304, headers=headers)
-    return Response(rendered.body, media_type=media_type, headers=headers)
+    encoding = negotiate(request.headers.get("accept-encoding", ""))
+    if encoding is None or len(rendered.body) < MIN_COMPRESS_BYTES:
+        return Response(rendered.body, media_type=media_type, headers=headers)
+    body = await service.compressed(state.cache, state.memo, rendered, encoding)
+    headers["Content-Encoding"] = encoding
+    return Response(body, media_type=media_type, headers=headers)
 
 
 def _out(published: service.Published) -> MachineOut:
@@ -63,7 +77,7 @@ def _out(published: service.Published) -> MachineOut:
 @router.get("", response_model=Envelope[MachineList])
 async def list_machines(request: Request, state: StateDep) -> Response:
     rendered = await service.rendered_list(state.sessionmaker, state.cache, state.memo)
-    return _conditional(request, rendered, "application/json")
+    return await _conditional(request, state, rendered, "application/json")
 
 
 @router.post(
@@ -129,7 +143,7 @@ async def get_machine_xml(machine_id: str, request: Request, state: StateDep) ->
     rendered = await service.rendered_document(
         state.sessionmaker, state.cache, state.memo, machine_id, "xml"
     )
-    return _conditional(request, rendered, XML_MEDIA_TYPE)
+    return await _conditional(request, state, rendered, XML_MEDIA_TYPE)
 
 
 @router.get(
@@ -143,11 +157,11 @@ async def get_machine(machine_id: str, request: Request, state: StateDep) -> Res
         rendered = await service.rendered_document(
             state.sessionmaker, state.cache, state.memo, machine_id, "xml"
         )
-        return _conditional(request, rendered, XML_MEDIA_TYPE)
+        return await _conditional(request, state, rendered, XML_MEDIA_TYPE)
     rendered = await service.rendered_document(
         state.sessionmaker, state.cache, state.memo, machine_id, "json"
     )
-    return _conditional(request, rendered, "application/json")
+    return await _conditional(request, state, rendered, "application/json")
 
 
 @router.put(

@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import anyio.to_thread
 import orjson
 import structlog
 from sqlalchemy import func, select
@@ -14,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from beatmachine.core.cache import Cache
+from beatmachine.core.compression import ENCODINGS, Encoding, compress
 from beatmachine.core.db import after_commit
 from beatmachine.core.errors import ValidationFailed
 from beatmachine.core.ids import new_id
@@ -71,11 +73,12 @@ async def invalidate(cache: Cache, machine_id: str) -> None:
     generations = cache.generation(GENERATION)
     old = await generations.current()
     await generations.advance()
-    await cache.delete(
+    keys = [
         list_cache_key(old),
         document_cache_key(old, machine_id, "json"),
         document_cache_key(old, machine_id, "xml"),
-    )
+    ]
+    await cache.delete(*keys, *(f"{key}:{encoding}" for key in keys for encoding in ENCODINGS))
 
 
 def _invalidate_after_commit(session: AsyncSession, cache: Cache, machine_id: str) -> None:
@@ -373,28 +376,48 @@ async def validate_choices(
 class RenderedDocument:
     body: bytes
     etag: str
+    # Where the bytes are cached (under their generation); compressed copies go beside.
+    key: str
 
 
 def _pack(rendered: RenderedDocument) -> bytes:
     return rendered.etag.encode() + b"\n" + rendered.body
 
 
-def _unpack(raw: bytes) -> RenderedDocument:
+def _unpack(raw: bytes, key: str) -> RenderedDocument:
     etag, _, body = raw.partition(b"\n")
-    return RenderedDocument(body=body, etag=etag.decode())
+    return RenderedDocument(body=body, etag=etag.decode(), key=key)
 
 
-async def _cached(cache: Cache, memo: Cache, key: str) -> RenderedDocument | None:
+async def _read_through(cache: Cache, memo: Cache, key: str) -> bytes | None:
     """Keys name their generation, so a copy in the process memo is never stale: the hot
     path reads only memory."""
     local = await memo.get(key)
     if local is not None:
-        return _unpack(local)
+        return local
     shared = await cache.get(key)
     if shared is not None:
         await memo.set(key, shared, ttl=CACHE_TTL_SECONDS)
-        return _unpack(shared)
-    return None
+    return shared
+
+
+async def _cached(cache: Cache, memo: Cache, key: str) -> RenderedDocument | None:
+    raw = await _read_through(cache, memo, key)
+    return None if raw is None else _unpack(raw, key)
+
+
+async def compressed(
+    cache: Cache, memo: Cache, rendered: RenderedDocument, encoding: Encoding
+) -> bytes:
+    """`rendered`'s body in `encoding`, compressed once per version and then cached like
+    the plain bytes."""
+    key = f"{rendered.key}:{encoding}"
+    body = await _read_through(cache, memo, key)
+    if body is None:
+        body = await anyio.to_thread.run_sync(compress, rendered.body, encoding)
+        await cache.set(key, body, ttl=CACHE_TTL_SECONDS)
+        await memo.set(key, body, ttl=CACHE_TTL_SECONDS)
+    return body
 
 
 async def _store(cache: Cache, memo: Cache, key: str, rendered: RenderedDocument) -> None:
@@ -429,7 +452,7 @@ async def rendered_document(
         body = orjson.dumps({"success": True, "data": data})
     # Weak: the same entity is sent plain, gzip or brotli.
     tag = f'W/"{published.version.content_hash[:32]}-v{published.version.version}-{representation}"'
-    rendered = RenderedDocument(body=body, etag=tag)
+    rendered = RenderedDocument(body=body, etag=tag, key=key)
     await _store(cache, memo, key, rendered)
     return rendered
 
@@ -454,6 +477,8 @@ async def rendered_list(
         for m in rows
     ]
     body = orjson.dumps({"success": True, "data": {"machines": machines}})
-    rendered = RenderedDocument(body=body, etag=f'W/"{hashlib.sha256(body).hexdigest()[:32]}"')
+    rendered = RenderedDocument(
+        body=body, etag=f'W/"{hashlib.sha256(body).hexdigest()[:32]}"', key=key
+    )
     await _store(cache, memo, key, rendered)
     return rendered
