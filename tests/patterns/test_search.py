@@ -10,6 +10,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from beatmachine.patterns import service as patterns_service
 from tests.factories import Account, register, validation_fields
 from tests.patterns.helpers import (
     PATTERN_OVERRIDES,
@@ -17,6 +18,7 @@ from tests.patterns.helpers import (
     merengue_configuration,
     pattern_count,
 )
+from tests.waiting import eventually
 
 EMPTY = {"patterns": [], "pagination": {"page": 1, "limit": 20, "total": 0, "pages": 0}}
 
@@ -465,3 +467,80 @@ async def test_deleted_pattern_is_not_found(client: httpx.AsyncClient, owner: Ac
     assert ids(data) == [kept]
     assert data["pagination"]["total"] == 1
     assert ids(await search(client, "tumbao", owner, "/api/patterns/me")) == [kept]
+
+
+# --- cached rankings: shared for a while, never showing what was removed -------------------
+
+
+async def test_deleted_pattern_leaves_a_cached_search_at_once(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    gone = await make(client, owner, "Tumbao groove", "Steady")
+    kept = await make(client, owner, "Tumbao kept", "Steady")
+    assert set(ids(await search(client, "tumbao"))) == {gone, kept}
+
+    response = await client.delete(f"/api/patterns/{gone}", headers=owner.headers)
+    assert response.status_code == 200, response.text
+
+    data = await search(client, "tumbao")
+    assert ids(data) == [kept]
+    assert data["pagination"]["total"] == 1
+
+
+async def test_edited_title_leaves_a_cached_search_at_once(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    pattern_id = await make(client, owner, "Tumbao groove", "Steady")
+    assert ids(await search(client, "tumbao")) == [pattern_id]
+
+    response = await client.put(
+        f"/api/patterns/{pattern_id}", json={"title": "Mambo night"}, headers=owner.headers
+    )
+    assert response.status_code == 200, response.text
+
+    assert await search(client, "tumbao") == EMPTY
+
+
+async def test_new_pattern_joins_a_cached_search_when_the_ranking_expires(
+    client: httpx.AsyncClient, owner: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(patterns_service, "SEARCH_CACHE_TTL", 1)
+    first = await make(client, owner, "Tumbao groove", "Steady")
+    assert ids(await search(client, "tumbao")) == [first]
+
+    second = await make(client, owner, "Tumbao again", "Steady")
+
+    assert ids(await search(client, "tumbao")) == [first]  # the shared ranking
+    await eventually(lambda: _finds(client, "tumbao", {first, second}))
+
+
+async def _finds(client: httpx.AsyncClient, query: str, wanted: set[str]) -> bool:
+    data = await search(client, query)
+    return set(ids(data)) == wanted and data["pagination"]["total"] == len(wanted)
+
+
+async def test_my_own_search_sees_a_new_pattern_at_once(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    first = await make(client, owner, "Tumbao groove", "Steady", isPublic=False)
+    assert ids(await search(client, "tumbao", owner, "/api/patterns/me")) == [first]
+
+    second = await make(client, owner, "Tumbao again", "Steady", isPublic=False)
+
+    data = await search(client, "tumbao", owner, "/api/patterns/me")
+    assert set(ids(data)) == {first, second}
+
+
+async def test_page_beyond_the_ranking_window_comes_from_the_database(
+    client: httpx.AsyncClient, owner: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(patterns_service, "SEARCH_WINDOW", 2)
+    made = {await make(client, owner, f"Tumbao {n}", "Practice") for n in ("uno", "dos", "tres")}
+
+    first = await search(client, "tumbao", limit=2)
+    beyond = await search(client, "tumbao", limit=2, page=2)
+
+    assert first["pagination"] == {"page": 1, "limit": 2, "total": 3, "pages": 2}
+    assert beyond["pagination"] == {"page": 2, "limit": 2, "total": 3, "pages": 2}
+    assert set(ids(first)) | set(ids(beyond)) == made
+    assert len(ids(beyond)) == 1

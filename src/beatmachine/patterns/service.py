@@ -31,6 +31,10 @@ log = structlog.get_logger(__name__)
 RESTORE_WINDOW = timedelta(days=7)
 FORK_SUFFIX = " (Fork)"
 COUNT_CACHE_TTL = 30
+# Public searches: the ranked ids of the first pages, shared by every client for a while.
+SEARCH_WINDOW = 1000
+SEARCH_CACHE_TTL = 30
+SEARCH_GENERATION = "pattern-search"
 PATTERN_CACHE_TTL = 300
 # Outlives every cached copy, so an expired generation can never revive an old copy.
 GENERATION_TTL = 2 * PATTERN_CACHE_TTL
@@ -51,12 +55,23 @@ def _count_cache_key(flavor: str | None) -> str:
     return f"patterns:count:{flavor or '*'}"
 
 
-def changed(session: AsyncSession, cache: Cache, pattern: Pattern) -> None:
-    """After commit, drop what is cached about this pattern and the public counts."""
+def changed(
+    session: AsyncSession, cache: Cache, pattern: Pattern, *, retire_searches: bool = False
+) -> None:
+    """After commit, drop what is cached about this pattern and the public counts.
+
+    `retire_searches` (an edit, a deletion, a change of visibility) also retires every
+    cached search ranking, so a pattern that no longer matches or is no longer public
+    leaves search results and their totals at once. A new pattern enters cached
+    rankings when they expire (`SEARCH_CACHE_TTL`): creations are too frequent to
+    empty the search cache each time.
+    """
 
     async def invalidate() -> None:
         await cache.set(_generation_key(pattern.id), new_id("gen").encode(), ttl=GENERATION_TTL)
         await cache.delete(_count_cache_key(None), _count_cache_key(pattern.flavor))
+        if retire_searches:
+            await cache.generation(SEARCH_GENERATION).advance()
 
     after_commit(session, invalidate)
 
@@ -181,6 +196,10 @@ async def list_patterns(
             return [], params.pagination(0)
         conditions.append(matching)
         ordering = [rank, *ordering]
+        if owner is None and params.offset + params.limit <= SEARCH_WINDOW:
+            ranked, total = await _search_ranking(session, cache, conditions, ordering, filters)
+            page = ranked[params.offset : params.offset + params.limit]
+            return await _rows_in_order(session, page, conditions), params.pagination(total)
     total = await _count(
         session,
         cache,
@@ -205,6 +224,62 @@ async def list_patterns(
         .order_by(*ordering)
     )
     return [(pattern, author) for pattern, author in rows.all()], params.pagination(total)
+
+
+def _search_cache_key(generation: str, filters: ListFilter) -> str:
+    words = " ".join(filters.search.lower().split()) if filters.search else ""
+    digest = hashlib.sha256(
+        f"{words}\x1f{filters.sort}\x1f{filters.flavor}\x1f{filters.user_id}".encode()
+    ).hexdigest()[:32]
+    return f"patterns:search:{generation}:{digest}"
+
+
+async def _search_ranking(
+    session: AsyncSession,
+    cache: Cache,
+    conditions: Sequence[Any],
+    ordering: Sequence[Any],
+    filters: ListFilter,
+) -> tuple[list[str], int]:
+    """The ids of the first `SEARCH_WINDOW` public matches of a search, best first, and
+    the number of all matches.
+
+    Ranking has to look at every match, so its cost grows with the table; one ranking
+    serves every page of the window and every client asking the same for
+    `SEARCH_CACHE_TTL` seconds (pages stay consistent while someone pages through).
+    """
+    key = _search_cache_key(await cache.generation(SEARCH_GENERATION).current(), filters)
+    cached = await cache.get(key)
+    if cached is not None:
+        count, _, ids = cached.decode().partition("\n")
+        return (ids.split(",") if ids else []), int(count)
+    rows = (
+        await session.execute(
+            select(Pattern.id, func.count().over())
+            .where(*conditions)
+            .order_by(*ordering)
+            .limit(SEARCH_WINDOW)
+        )
+    ).all()
+    ranked = [pattern_id for pattern_id, _ in rows]
+    total = int(rows[0][1]) if rows else 0
+    await cache.set(key, f"{total}\n{','.join(ranked)}".encode(), ttl=SEARCH_CACHE_TTL)
+    return ranked, total
+
+
+async def _rows_in_order(
+    session: AsyncSession, pattern_ids: Sequence[str], conditions: Sequence[Any]
+) -> list[tuple[Pattern, User]]:
+    """The patterns of `pattern_ids` with their authors, in that order. The conditions are
+    checked again: a pattern made private, deleted or edited since the ranking was
+    cached is left out rather than shown."""
+    if not pattern_ids:
+        return []
+    rows = await session.execute(
+        repository.with_author().where(Pattern.id.in_(pattern_ids), *conditions)
+    )
+    found = {pattern.id: (pattern, author) for pattern, author in rows.all()}
+    return [found[pattern_id] for pattern_id in pattern_ids if pattern_id in found]
 
 
 async def _count(
@@ -311,7 +386,7 @@ async def update(
         pattern.machine_id, pattern.machine_version = against.machine_id, against.version
     pattern.updated_at = utcnow()
     await session.flush()
-    changed(session, state.cache, pattern)
+    changed(session, state.cache, pattern, retire_searches=True)
     if old_flavor != pattern.flavor:
         after_commit(session, _drop_count(state.cache, old_flavor))
     return pattern
@@ -344,7 +419,7 @@ async def soft_delete(session: AsyncSession, state: AppState, user: User, patter
     pattern = await get_owned(session, pattern_id, user)
     pattern.deleted_at = utcnow()
     await session.flush()
-    changed(session, state.cache, pattern)
+    changed(session, state.cache, pattern, retire_searches=True)
 
 
 async def list_deleted(session: AsyncSession, user: User) -> list[tuple[Pattern, User]]:

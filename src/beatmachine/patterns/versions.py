@@ -93,7 +93,7 @@ async def restore_version(
     pattern.machine_id, pattern.machine_version = against.machine_id, against.version
     pattern.updated_at = utcnow()
     await session.flush()
-    service.changed(session, state.cache, pattern)
+    service.changed(session, state.cache, pattern, retire_searches=True)
     return pattern
 
 
