@@ -194,12 +194,13 @@ async def list_patterns(
         )
         if matching is None:
             return [], params.pagination(0)
+        visible = list(conditions)
         conditions.append(matching)
         ordering = [rank, *ordering]
         if owner is None and params.offset + params.limit <= SEARCH_WINDOW:
             ranked, total = await _search_ranking(session, cache, conditions, ordering, filters)
             page = ranked[params.offset : params.offset + params.limit]
-            return await _rows_in_order(session, page, conditions), params.pagination(total)
+            return await _rows_in_order(session, page, visible), params.pagination(total)
     total = await _count(
         session,
         cache,
@@ -270,9 +271,11 @@ async def _search_ranking(
 async def _rows_in_order(
     session: AsyncSession, pattern_ids: Sequence[str], conditions: Sequence[Any]
 ) -> list[tuple[Pattern, User]]:
-    """The patterns of `pattern_ids` with their authors, in that order. The conditions are
-    checked again: a pattern made private, deleted or edited since the ranking was
-    cached is left out rather than shown."""
+    """The patterns of `pattern_ids` with their authors, in that order. Visibility is
+    checked again, as a second guard: a pattern made private or deleted since the
+    ranking was cached is left out rather than shown. (Not the text match: an edit
+    retires the ranking, and matching again would make the database consult the
+    full-text index for every match instead of 20 primary-key lookups.)"""
     if not pattern_ids:
         return []
     rows = await session.execute(
