@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
@@ -29,19 +29,29 @@ async def prefix() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def process_a(prefix: str) -> AsyncIterator[RedisCache]:
-    cache = create_cache(TEST_REDIS_URL, prefix)
-    assert isinstance(cache, RedisCache)
-    yield cache
-    await cache.close()
+async def processes(prefix: str) -> AsyncIterator[Callable[[], RedisCache]]:
+    """Makes the cache of one more API process on the shared Redis; closes them all."""
+    made: list[RedisCache] = []
+
+    def make() -> RedisCache:
+        cache = create_cache(TEST_REDIS_URL, prefix)
+        assert isinstance(cache, RedisCache)
+        made.append(cache)
+        return cache
+
+    yield make
+    for cache in made:
+        await cache.close()
 
 
 @pytest.fixture
-async def process_b(prefix: str) -> AsyncIterator[RedisCache]:
-    cache = create_cache(TEST_REDIS_URL, prefix)
-    assert isinstance(cache, RedisCache)
-    yield cache
-    await cache.close()
+def process_a(processes: Callable[[], RedisCache]) -> RedisCache:
+    return processes()
+
+
+@pytest.fixture
+def process_b(processes: Callable[[], RedisCache]) -> RedisCache:
+    return processes()
 
 
 async def following(cache: RedisCache) -> SharedGeneration:
