@@ -25,7 +25,7 @@ from beatmachine.auth.models import AuthSession, OAuthAccount, OneTimeToken, Ref
 from beatmachine.auth.oauth import ProviderIdentity
 
 __all__ = ["Authenticated", "Client", "IssuedTokens", "ProviderIdentity"]
-from beatmachine.core.db import after_commit
+from beatmachine.core.db import after_commit, end_read
 from beatmachine.core.errors import AuthRequired, RateLimitExceeded, ValidationFailed
 from beatmachine.core.ids import new_id, utcnow
 from beatmachine.core.security import (
@@ -210,9 +210,11 @@ async def register(
     client: Client,
 ) -> tuple[User, IssuedTokens]:
     """Create an account, sign it in and send the verification e-mail."""
+    # Hashed before the database is asked anything, so no connection waits on the
+    # hash; a taken e-mail then costs the same time as a free one.
+    password_hash = await state.passwords.hash(password)
     if await users_service.find_by_email(session, email) is not None:
         raise UserExists()
-    password_hash = await state.passwords.hash(password)
     try:
         async with session.begin_nested():
             user = await users_service.create_user(
@@ -267,14 +269,21 @@ async def login(
     email = users_service.normalise_email(email)
     await _check_login_throttle(state, email, client.ip)
     user = await users_service.find_by_email(session, email)
-    check = await state.passwords.verify(user.password_hash if user else None, password)
+    checked_hash = user.password_hash if user else None
+    await end_read(session)
+    check = await state.passwords.verify(checked_hash, password)
     if user is None or not check.valid:
         await _record_login_failure(state, email, client.ip)
         raise InvalidCredentials()
+    new_hash = await state.passwords.hash(password) if check.needs_rehash else None
+    # The account may have changed while the password was being checked.
+    await session.refresh(user)
+    if user.password_hash != checked_hash:
+        raise InvalidCredentials()
     account_limit, _, window = _login_limits(state)
     await state.limiter.clear("login-fail-account", email, limit=account_limit, window=window)
-    if check.needs_rehash:
-        user.password_hash = await state.passwords.hash(password)
+    if new_hash is not None:
+        user.password_hash = new_hash
     if user.deletion_scheduled_at is not None:
         await users_service.cancel_deletion(session, user)
         log.info("account_deletion_cancelled", user_id=user.id)
@@ -345,6 +354,8 @@ async def reset_password(
     session: AsyncSession, state: AppState, *, raw_token: str, new_password: str
 ) -> None:
     """Set a new password with a single-use token; every session of the account ends."""
+    # Hashed first: claiming the token starts a write that must not wait on the hash.
+    password_hash = await state.passwords.hash(new_password)
     now = utcnow()
     token = await repository.claim_one_time_token(
         session, hash_secret_token(raw_token), RESET_PURPOSE, now
@@ -354,7 +365,7 @@ async def reset_password(
     user = await session.get(User, token.user_id)
     if user is None:
         raise InvalidToken()
-    user.password_hash = await state.passwords.hash(new_password)
+    user.password_hash = password_hash
     user.updated_at = now
     await repository.expire_one_time_tokens(session, user.id, RESET_PURPOSE, now)
     await repository.revoke_sessions(session, user_id=user.id, reason="password_reset", now=now)
@@ -490,6 +501,7 @@ async def request_deletion(
 ) -> None:
     """Schedule the account's removal after the grace period and end every session."""
     if user.password_hash is not None:
+        await end_read(session)
         check = await state.passwords.verify(user.password_hash, password or "")
         if not check.valid:
             raise InvalidCredentials("The password is wrong.")

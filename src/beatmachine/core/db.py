@@ -108,6 +108,20 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 AfterCommit = Callable[[], Awaitable[None]]
 
 
+async def end_read(session: AsyncSession) -> None:
+    """End a transaction that has only read, giving its connection back to the pool
+    before slow work that needs no database (checking a password takes a hashing slot,
+    which a burst of sign-ins can make wait). Loaded objects stay usable
+    (`expire_on_commit` is off); the next query starts a new transaction.
+
+    Only for a transaction with nothing written yet: committing it here would
+    commit that write early.
+    """
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("end_read() with unwritten changes would commit them early")
+    await session.commit()
+
+
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     """Run `callback` once the request's transaction has committed (never on rollback).
 

@@ -45,6 +45,11 @@ class PasswordHasherService:
         # e-mail costs the same as a known one.
         self._dummy_hash = self._argon2.hash(secrets.token_urlsafe(16))
 
+    @property
+    def slots(self) -> anyio.CapacityLimiter:
+        """The hashing slots every hash and check waits for."""
+        return self._slots
+
     async def hash(self, password: str) -> str:
         return await anyio.to_thread.run_sync(self._argon2.hash, password, limiter=self._slots)
 

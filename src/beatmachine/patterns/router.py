@@ -230,14 +230,7 @@ async def update_pattern(
     pattern_id: str, body: PatternUpdate, session: SessionDep, state: StateDep, user: CurrentUser
 ) -> Envelope[PatternUpdated]:
     pattern = await service.update(session, state, user, pattern_id, body)
-    return ok(
-        PatternUpdated(
-            id=pattern.id,
-            title=pattern.title,
-            version=pattern.version,
-            updated_at=pattern.updated_at,
-        )
-    )
+    return ok(views.updated(pattern))
 
 
 @router.delete(
@@ -259,14 +252,7 @@ async def restore_pattern(
     pattern_id: str, session: SessionDep, state: StateDep, user: CurrentUser
 ) -> Envelope[PatternUpdated]:
     pattern = await service.restore(session, state, user, pattern_id)
-    return ok(
-        PatternUpdated(
-            id=pattern.id,
-            title=pattern.title,
-            version=pattern.version,
-            updated_at=pattern.updated_at,
-        )
-    )
+    return ok(views.updated(pattern))
 
 
 @router.post(

@@ -126,14 +126,7 @@ async def restore_version(
 ) -> Envelope[PatternUpdated]:
     """Make an old version current again (the restore is itself a new version)."""
     pattern = await versions.restore_version(session, state, user, pattern_id, version)
-    return ok(
-        PatternUpdated(
-            id=pattern.id,
-            title=pattern.title,
-            version=pattern.version,
-            updated_at=pattern.updated_at,
-        )
-    )
+    return ok(views.updated(pattern))
 
 
 @router.post(

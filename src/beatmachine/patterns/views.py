@@ -12,12 +12,20 @@ from beatmachine.patterns.schemas import (
     PatternListItem,
     PatternOut,
     PatternStats,
+    PatternUpdated,
 )
 from beatmachine.users.models import User
 
 
 def author_of(user: User) -> Author:
     return Author(id=user.id, display_name=user.display_name, avatar=user.avatar)
+
+
+def updated(pattern: Pattern) -> PatternUpdated:
+    """The answer to a change that makes a new version (update, restore)."""
+    return PatternUpdated(
+        id=pattern.id, title=pattern.title, version=pattern.version, updated_at=pattern.updated_at
+    )
 
 
 def list_item(pattern: Pattern, author: User) -> PatternListItem:

@@ -1,0 +1,124 @@
+"""Password hashing waits for a slot (one per core). A request waiting for one must not
+hold a database connection (PostgreSQL: one pool of a few connections; SQLite: the write
+lock), or a burst of sign-ins would stall every other request."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from beatmachine.core.state import AppState
+from beatmachine.users.models import User
+from tests.factories import PASSWORD, assert_error, login, register, unique_email
+
+# Long enough for a loaded machine, far shorter than a pool or lock timeout (30 s).
+OTHER_REQUEST_SECONDS = 5.0
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    # One connection: a request that holds it while waiting blocks every other one.
+    return {"DB_POOL_SIZE": 1, "DB_MAX_OVERFLOW": 0}
+
+
+async def waiting_for_a_slot(state: AppState, count: int = 1) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + OTHER_REQUEST_SECONDS
+    while state.passwords.slots.statistics().tasks_waiting < count:
+        if loop.time() > deadline:
+            pytest.fail("the request never waited for a hashing slot")
+        await asyncio.sleep(0.01)
+
+
+async def test_login_waiting_for_a_hashing_slot_leaves_the_database_to_others(
+    client: httpx.AsyncClient, state: AppState
+) -> None:
+    account = await register(client)
+    async with HeldSlots(state) as slots:
+        pending = asyncio.create_task(login(client, account.email))
+        await waiting_for_a_slot(state)
+
+        other = await asyncio.wait_for(
+            client.get("/api/users/me", headers=account.headers), OTHER_REQUEST_SECONDS
+        )
+
+        assert other.status_code == 200, other.text
+        slots.release()
+        response = await pending
+
+    assert response.status_code == 200, response.text
+
+
+async def test_registration_waiting_for_a_hashing_slot_leaves_the_database_to_others(
+    client: httpx.AsyncClient, state: AppState
+) -> None:
+    account = await register(client)
+    async with HeldSlots(state) as slots:
+        pending = asyncio.create_task(
+            client.post(
+                "/api/auth/register",
+                json={
+                    "email": unique_email(),
+                    "password": PASSWORD,
+                    "displayName": "Second",
+                    "acceptTerms": True,
+                },
+            )
+        )
+        await waiting_for_a_slot(state)
+
+        other = await asyncio.wait_for(
+            client.get("/api/users/me", headers=account.headers), OTHER_REQUEST_SECONDS
+        )
+
+        assert other.status_code == 200, other.text
+        slots.release()
+        response = await pending
+
+    assert response.status_code == 201, response.text
+
+
+async def test_password_changed_while_login_was_checking_refuses_the_login(
+    client: httpx.AsyncClient, state: AppState, db: AsyncSession
+) -> None:
+    account = await register(client)
+    async with HeldSlots(state) as slots:
+        pending = asyncio.create_task(login(client, account.email))
+        await waiting_for_a_slot(state)
+
+        # A password reset lands in between: the checked hash is no longer the account's.
+        await db.execute(
+            update(User).where(User.id == account.id).values(password_hash="$argon2id$changed")
+        )
+        await db.commit()
+        slots.release()
+        response = await pending
+
+    assert_error(response, 401, "INVALID_CREDENTIALS")
+
+
+class HeldSlots:
+    """Every hashing slot busy inside the block, as in a burst of sign-ins."""
+
+    def __init__(self, state: AppState) -> None:
+        self._limiter = state.passwords.slots
+        self._borrowers = [object() for _ in range(int(self._limiter.total_tokens))]
+
+    async def __aenter__(self) -> HeldSlots:
+        for borrower in self._borrowers:
+            await self._limiter.acquire_on_behalf_of(borrower)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        held = self._limiter.statistics().borrowers
+        for borrower in self._borrowers:
+            if borrower in held:
+                self._limiter.release_on_behalf_of(borrower)
