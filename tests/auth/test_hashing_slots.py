@@ -5,6 +5,7 @@ lock), or a burst of sign-ins would stall every other request."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -12,6 +13,10 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from beatmachine.auth.models import OneTimeToken
+from beatmachine.auth.service import RESET_PURPOSE
+from beatmachine.core.ids import new_id, utcnow
+from beatmachine.core.security import hash_secret_token, new_secret_token
 from beatmachine.core.state import AppState
 from beatmachine.users.models import User
 from tests.factories import PASSWORD, assert_error, login, register, unique_email
@@ -81,6 +86,41 @@ async def test_registration_waiting_for_a_hashing_slot_leaves_the_database_to_ot
         response = await pending
 
     assert response.status_code == 201, response.text
+
+
+async def test_password_reset_waiting_for_a_hashing_slot_leaves_the_database_to_others(
+    client: httpx.AsyncClient, state: AppState, db: AsyncSession
+) -> None:
+    account = await register(client)
+    raw = new_secret_token()
+    db.add(
+        OneTimeToken(
+            id=new_id("ott"),
+            user_id=account.id,
+            purpose=RESET_PURPOSE,
+            token_hash=hash_secret_token(raw),
+            expires_at=utcnow() + timedelta(hours=1),
+        )
+    )
+    await db.commit()
+    async with HeldSlots(state) as slots:
+        pending = asyncio.create_task(
+            client.post(
+                "/api/auth/reset-password", json={"token": raw, "newPassword": "a new secret"}
+            )
+        )
+        await waiting_for_a_slot(state)
+
+        other = await asyncio.wait_for(
+            client.get("/api/users/me", headers=account.headers), OTHER_REQUEST_SECONDS
+        )
+
+        assert other.status_code == 200, other.text
+        slots.release()
+        response = await pending
+
+    assert response.status_code == 200, response.text
+    assert (await login(client, account.email, "a new secret")).status_code == 200
 
 
 async def test_password_changed_while_login_was_checking_refuses_the_login(
