@@ -1,6 +1,7 @@
 """Shared parts of the load benchmarks: a throw-away environment (PostgreSQL database,
 Redis key prefix, working folder), the real server as a subprocess, and closed-loop load
-from separate processes (httpx on uvloop, or ``wrk``) with the CPU of both sides.
+from separate processes (httpx on uvloop, or ``wrk``) with the CPU of both sides and the
+server's peak memory.
 
 A benchmark describes its requests as `Scenario`s and gets a `Measurement` for each.
 """
@@ -24,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -48,6 +49,7 @@ REPO_DIR = BENCH_DIR.parent
 DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 Tool = Literal["httpx", "wrk"]
 
@@ -91,7 +93,19 @@ class Scenario:
         expect: int = 200,
         note: str = "",
     ) -> Scenario:
-        variants = tuple((tuple(h.items()), body) for h in headers)
+        return Scenario.rotating(key, method, path, [(h, body) for h in headers], expect, note)
+
+    @staticmethod
+    def rotating(
+        key: str,
+        method: str,
+        path: str,
+        requests: Sequence[tuple[Mapping[str, str], bytes]],
+        expect: int = 200,
+        note: str = "",
+    ) -> Scenario:
+        """Requests that differ in headers and body too, e.g. a login per account."""
+        variants = tuple((tuple(headers.items()), body) for headers, body in requests)
         return Scenario(key, method, path, variants, expect, note)
 
 
@@ -108,6 +122,7 @@ class Measurement:
     server_cpu_pct: float  # percent of one core, all server processes
     client_cpu_pct: float  # percent of one core, all load-generator processes
     expect: int
+    server_peak_rss_mib: float = math.nan  # all server processes together
 
     @property
     def rps(self) -> float:
@@ -140,6 +155,7 @@ class Measurement:
             "server_cpu_pct": self.server_cpu_pct,
             "server_cpu_us_per_request": self.server_cpu_us,
             "client_cpu_pct": self.client_cpu_pct,
+            "server_peak_rss_mib": self.server_peak_rss_mib,
         }
 
 
@@ -383,7 +399,7 @@ def wait_ready(server: Server, timeout: float = 60.0) -> None:
     raise RuntimeError(f"server not ready after {timeout:.0f}s ({last}):\n{server.log_tail()}")
 
 
-# --- CPU of the server (all its processes, from /proc) -----------------------------------
+# --- CPU and memory of the server (all its processes, from /proc) -----------------------
 
 
 def _descendants(pid: int) -> list[int]:
@@ -412,16 +428,38 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total / CLOCK_TICKS
 
 
-def sample_server_cpu(server: Server, start_at: float, seconds: float) -> float:
-    """Percent of one core the server used between start_at and start_at + seconds."""
+def _rss_mib(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        with suppress(OSError, IndexError, ValueError):
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    return total * PAGE_SIZE / 2**20
+
+
+@dataclass(frozen=True)
+class ServerSample:
+    cpu_pct: float  # of one core
+    peak_rss_mib: float  # sampled every 0.1 s
+
+
+def sample_server(server: Server, start_at: float, seconds: float) -> ServerSample:
+    """CPU and peak memory of the server between start_at and start_at + seconds."""
     if not Path("/proc").is_dir():
-        return math.nan
+        return ServerSample(math.nan, math.nan)
     time.sleep(max(0.0, start_at - time.time()))
     pids = server.pids()
     before, begun = _cpu_seconds(pids), time.perf_counter()
-    time.sleep(seconds)
+    peak = _rss_mib(pids)
+    while (left := seconds - (time.perf_counter() - begun)) > 0:
+        time.sleep(min(0.1, left))
+        peak = max(peak, _rss_mib(pids))
     after, elapsed = _cpu_seconds(pids), time.perf_counter() - begun
-    return 100.0 * (after - before) / elapsed
+    return ServerSample(100.0 * (after - before) / elapsed, peak)
+
+
+def sample_server_cpu(server: Server, start_at: float, seconds: float) -> float:
+    """Percent of one core the server used between start_at and start_at + seconds."""
+    return sample_server(server, start_at, seconds).cpu_pct
 
 
 def wait_idle(server: Server, timeout: float = 60.0) -> None:
@@ -432,17 +470,19 @@ def wait_idle(server: Server, timeout: float = 60.0) -> None:
             return
 
 
-def _sample_in_background(server: Server, start_at: float, seconds: float) -> Callable[[], float]:
-    box: list[float] = []
+def _sample_in_background(
+    server: Server, start_at: float, seconds: float
+) -> Callable[[], ServerSample]:
+    box: list[ServerSample] = []
     thread = threading.Thread(
-        target=lambda: box.append(sample_server_cpu(server, start_at, max(0.5, seconds))),
+        target=lambda: box.append(sample_server(server, start_at, max(0.5, seconds))),
         daemon=True,
     )
     thread.start()
 
-    def result() -> float:
+    def result() -> ServerSample:
         thread.join()
-        return box[0] if box else math.nan
+        return box[0] if box else ServerSample(math.nan, math.nan)
 
     return result
 
@@ -572,7 +612,7 @@ def run_httpx(options: LoadOptions, server: Server, scenario: Scenario) -> Measu
         start_at = time.time() + 0.2
         for _, receiver in processes:
             receiver.send(start_at)
-        server_cpu = sample_server_cpu(server, start_at + options.warmup, options.duration)
+        server_sample = sample_server(server, start_at + options.warmup, options.duration)
         for process, receiver in processes:
             if not receiver.poll(options.duration + 180):
                 raise RuntimeError("a load-generator process did not report")
@@ -597,9 +637,10 @@ def run_httpx(options: LoadOptions, server: Server, scenario: Scenario) -> Measu
         max_ms=latencies[-1] if latencies else math.nan,
         statuses=dict(statuses),
         body_bytes=sum(r.body_bytes for r in results) / len(latencies) if latencies else 0.0,
-        server_cpu_pct=server_cpu,
+        server_cpu_pct=server_sample.cpu_pct,
         client_cpu_pct=100.0 * sum(r.cpu_seconds for r in results) / options.duration,
         expect=scenario.expect,
+        server_peak_rss_mib=server_sample.peak_rss_mib,
     )
 
 
@@ -708,7 +749,7 @@ def run_wrk(options: LoadOptions, server: Server, scenario: Scenario, workdir: P
     # The server's CPU is sampled while wrk runs; wrk's own CPU comes from the rusage of
     # our finished children.
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server_cpu = _sample_in_background(server, time.time() + 0.2, options.duration - 0.4)
+    server_sample = _sample_in_background(server, time.time() + 0.2, options.duration - 0.4)
     completed = wrk(options.duration)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next((ln for ln in completed.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
@@ -722,6 +763,7 @@ def run_wrk(options: LoadOptions, server: Server, scenario: Scenario, workdir: P
             statuses[f"wrk {kind} error"] = data[kind]
     answered = sum(data["statuses"].values())
     client_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    sample = server_sample()
     return Measurement(
         requests=data["requests"],
         seconds=seconds,
@@ -731,9 +773,10 @@ def run_wrk(options: LoadOptions, server: Server, scenario: Scenario, workdir: P
         max_ms=data["max_us"] / 1000.0,
         statuses=statuses,
         body_bytes=data["body_bytes"] / answered if answered else 0.0,
-        server_cpu_pct=server_cpu(),
+        server_cpu_pct=sample.cpu_pct,
         client_cpu_pct=100.0 * client_cpu / seconds,
         expect=scenario.expect,
+        server_peak_rss_mib=sample.peak_rss_mib,
     )
 
 
