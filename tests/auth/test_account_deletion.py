@@ -89,6 +89,24 @@ async def test_delete_account_schedules_deletion_after_the_grace_period(
     assert abs(stored - when) < timedelta(seconds=1)
 
 
+async def test_delete_account_from_a_session_idle_for_a_while_succeeds(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    account = await register(client)
+    # Long enough ago that signing the request in records the session's new last use.
+    await db.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == account.id)
+        .values(last_used_at=utcnow() - timedelta(minutes=10))
+    )
+    await db.commit()
+
+    response = await delete_account(client, account, account.password)
+
+    assert response.status_code == 200, response.text
+    assert await scheduled_at(db, account.id) is not None
+
+
 async def test_deleted_account_token_no_longer_works(client: httpx.AsyncClient) -> None:
     account = await register(client)
     assert (await delete_account(client, account, account.password)).status_code == 200

@@ -8,9 +8,10 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import bcrypt
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.auth.models import OneTimeToken
@@ -140,6 +141,39 @@ async def test_password_changed_while_login_was_checking_refuses_the_login(
         response = await pending
 
     assert_error(response, 401, "INVALID_CREDENTIALS")
+
+
+async def test_account_removed_while_login_was_checking_refuses_the_login(
+    client: httpx.AsyncClient, state: AppState, db: AsyncSession
+) -> None:
+    account = await register(client)
+    async with HeldSlots(state) as slots:
+        pending = asyncio.create_task(login(client, account.email))
+        await waiting_for_a_slot(state)
+
+        await db.execute(delete(User).where(User.id == account.id))
+        await db.commit()
+        slots.release()
+        response = await pending
+
+    assert_error(response, 401, "INVALID_CREDENTIALS")
+
+
+async def test_two_sign_ins_upgrading_the_same_old_hash_both_succeed(
+    client: httpx.AsyncClient, state: AppState, db: AsyncSession
+) -> None:
+    account = await register(client)
+    legacy = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    await db.execute(update(User).where(User.id == account.id).values(password_hash=legacy))
+    await db.commit()
+    async with HeldSlots(state) as slots:
+        first = asyncio.create_task(login(client, account.email))
+        second = asyncio.create_task(login(client, account.email))
+        await waiting_for_a_slot(state, count=2)
+        slots.release()
+        responses = await asyncio.gather(first, second)
+
+    assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
 
 
 class HeldSlots:

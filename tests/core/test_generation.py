@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit
 
 import pytest
 from redis.asyncio import Redis
 
+from beatmachine.core import generation as generation_module
 from beatmachine.core.cache import SUBSCRIBER_NAME, MemoryCache, RedisCache, create_cache
 from beatmachine.core.generation import SharedGeneration
 from tests.conftest import REQUIRE_SERVICES, TEST_REDIS_URL, delete_redis_prefix
+from tests.tcp_proxy import FreezingProxy
 from tests.waiting import eventually
 
 
@@ -217,3 +220,88 @@ async def test_generations_of_different_names_are_independent(
     await machines.advance()
 
     assert await other.current() == before
+
+
+@pytest.fixture
+def quick_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(generation_module, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(generation_module, "HEARTBEAT_SECONDS", 0.2)
+    monkeypatch.setattr(generation_module, "PONG_TIMEOUT_SECONDS", 0.5)
+
+
+async def subscriber_ids(prefix: str) -> list[int]:
+    redis = Redis.from_url(TEST_REDIS_URL)
+    try:
+        clients = await redis.client_list()
+        return [int(c["id"]) for c in clients if c.get("name") == f"{SUBSCRIBER_NAME}:{prefix}"]
+    finally:
+        await redis.aclose()
+
+
+async def test_a_quiet_subscription_answers_its_pings_and_stays(
+    prefix: str, process_b: RedisCache, quick_heartbeat: None
+) -> None:
+    follower = await following(process_b)
+    before = await subscriber_ids(prefix)
+
+    await asyncio.sleep(2.0)  # ten heartbeats without a message
+
+    assert follower.live
+    assert await subscriber_ids(prefix) == before
+
+
+async def test_a_silently_dead_subscription_is_found_and_replaced(
+    prefix: str, process_a: RedisCache, quick_heartbeat: None
+) -> None:
+    url = urlsplit(TEST_REDIS_URL)
+    async with FreezingProxy(url.hostname or "127.0.0.1", url.port or 6379) as proxy:
+        through_proxy = f"redis://127.0.0.1:{proxy.port}{url.path}"
+        process_b = RedisCache(
+            Redis.from_url(TEST_REDIS_URL),
+            Redis.from_url(through_proxy, client_name=f"{SUBSCRIBER_NAME}:{prefix}"),
+            prefix,
+        )
+        try:
+            follower = await following(process_b)
+            proxy.freeze()  # the subscription stays open but hears nothing more
+
+            advanced = await process_a.generation("machines").advance()
+
+            await eventually(lambda: _equals(follower.current(), advanced))
+        finally:
+            await process_b.close()
+
+
+async def test_malformed_messages_are_ignored(process_a: RedisCache, process_b: RedisCache) -> None:
+    follower = await following(process_b)
+    redis = Redis.from_url(TEST_REDIS_URL)
+    try:
+        for junk in ("", "garbage", "epoch:", ":7", "epoch:-1", "epoch:x"):
+            await redis.publish(follower.channel, junk)
+    finally:
+        await redis.aclose()
+
+    advanced = await process_a.generation("machines").advance()
+
+    await eventually(lambda: _equals(follower.current(), advanced))
+    assert follower.live
+
+
+async def test_a_lost_generation_key_starts_a_new_epoch_every_process_adopts(
+    process_a: RedisCache, process_b: RedisCache
+) -> None:
+    follower = await following(process_b)
+    advancing = process_a.generation("machines")
+    for _ in range(3):
+        await advancing.advance()
+    assert isinstance(advancing, SharedGeneration)
+    redis = Redis.from_url(TEST_REDIS_URL)
+    try:
+        await redis.hdel(advancing.key, "sequence")  # as an eviction or a stray command
+    finally:
+        await redis.aclose()
+
+    advanced = await advancing.advance()
+
+    assert advanced.partition(":")[2] == "1"
+    await eventually(lambda: _equals(follower.current(), advanced))

@@ -25,7 +25,7 @@ from beatmachine.auth.models import AuthSession, OAuthAccount, OneTimeToken, Ref
 from beatmachine.auth.oauth import ProviderIdentity
 
 __all__ = ["Authenticated", "Client", "IssuedTokens", "ProviderIdentity"]
-from beatmachine.core.db import after_commit, end_read
+from beatmachine.core.db import after_commit, release_connection
 from beatmachine.core.errors import AuthRequired, RateLimitExceeded, ValidationFailed
 from beatmachine.core.ids import new_id, utcnow
 from beatmachine.core.security import (
@@ -44,6 +44,7 @@ from beatmachine.users.models import User
 log = structlog.get_logger(__name__)
 
 RESET_PURPOSE = "password_reset"
+LOGIN_CHECK_ATTEMPTS = 2
 VERIFY_PURPOSE = "email_verification"
 # How stale `last_used_at` may get before a request refreshes it (saves a write per request).
 LAST_USED_RESOLUTION = timedelta(minutes=5)
@@ -270,15 +271,23 @@ async def login(
     await _check_login_throttle(state, email, client.ip)
     user = await users_service.find_by_email(session, email)
     checked_hash = user.password_hash if user else None
-    await end_read(session)
-    check = await state.passwords.verify(checked_hash, password)
-    if user is None or not check.valid:
-        await _record_login_failure(state, email, client.ip)
-        raise InvalidCredentials()
-    new_hash = await state.passwords.hash(password) if check.needs_rehash else None
-    # The account may have changed while the password was being checked.
-    await session.refresh(user)
-    if user.password_hash != checked_hash:
+    # Checking a password can wait for a hashing slot: no connection is held meanwhile,
+    # so the account is read again after, and checked again if its hash changed then
+    # (a password reset, or another sign-in that upgraded the same hash).
+    for _attempt in range(LOGIN_CHECK_ATTEMPTS):
+        await release_connection(session)
+        check = await state.passwords.verify(checked_hash, password)
+        if user is None or not check.valid:
+            await _record_login_failure(state, email, client.ip)
+            raise InvalidCredentials()
+        new_hash = await state.passwords.hash(password) if check.needs_rehash else None
+        user = await session.get(User, user.id, populate_existing=True)
+        if user is None:  # removed meanwhile
+            raise InvalidCredentials()
+        if user.password_hash == checked_hash:
+            break
+        checked_hash = user.password_hash
+    else:
         raise InvalidCredentials()
     account_limit, _, window = _login_limits(state)
     await state.limiter.clear("login-fail-account", email, limit=account_limit, window=window)
@@ -501,7 +510,8 @@ async def request_deletion(
 ) -> None:
     """Schedule the account's removal after the grace period and end every session."""
     if user.password_hash is not None:
-        await end_read(session)
+        # Only the authentication's own bookkeeping (last use of the session) is pending.
+        await release_connection(session)
         check = await state.passwords.verify(user.password_hash, password or "")
         if not check.valid:
             raise InvalidCredentials("The password is wrong.")

@@ -126,12 +126,12 @@ def create_cache(redis_url: str, prefix: str) -> Cache:
         socket_timeout=5,
         health_check_interval=30,
     )
-    # No socket timeout: a subscription waits for messages indefinitely; keep-alive and
-    # health checks notice a dead connection instead.
+    # No read timeout: a subscription waits for messages as long as it takes; the
+    # follower's own PING finds a connection that died silently (core.generation).
     subscriber = Redis.from_url(
         redis_url,
         socket_keepalive=True,
-        health_check_interval=30,
+        socket_connect_timeout=5,
         client_name=f"{SUBSCRIBER_NAME}:{prefix}",
     )
     return RedisCache(Redis.from_pool(pool), subscriber, prefix)

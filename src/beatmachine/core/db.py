@@ -108,17 +108,15 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 AfterCommit = Callable[[], Awaitable[None]]
 
 
-async def end_read(session: AsyncSession) -> None:
-    """End a transaction that has only read, giving its connection back to the pool
-    before slow work that needs no database (checking a password takes a hashing slot,
-    which a burst of sign-ins can make wait). Loaded objects stay usable
-    (`expire_on_commit` is off); the next query starts a new transaction.
+async def release_connection(session: AsyncSession) -> None:
+    """Commit what the request has done so far and give the connection back to the pool
+    before slow work that needs no database (checking a password can wait for a hashing
+    slot). Loaded objects stay usable (`expire_on_commit` is off); the next query starts
+    a new transaction. After-commit callbacks still wait for the request's final commit.
 
-    Only for a transaction with nothing written yet: committing it here would
-    commit that write early.
+    Call it only where what is pending may be committed on its own: nothing, or
+    bookkeeping such as a session's last use.
     """
-    if session.new or session.dirty or session.deleted:
-        raise RuntimeError("end_read() with unwritten changes would commit them early")
     await session.commit()
 
 

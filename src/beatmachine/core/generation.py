@@ -5,14 +5,16 @@ once, in every process. Reading the generation is on the hot path of cached read
 process keeps it in memory and Redis pushes new ones over pub/sub: no round trip per
 request. While the subscription is down (start-up, a lost connection) the process reads
 the generation from Redis on every call instead, so it never serves an old generation
-because it missed a message.
+because it missed a message. A connection that dies silently (a network that drops
+packets without closing anything) is found by a PING after `HEARTBEAT_SECONDS` of
+silence that gets no answer within `PONG_TIMEOUT_SECONDS`.
 
 A generation is ``<epoch>:<sequence>``. The sequence comes from one atomic increment that
 also publishes, so every process sees generations in the order they were made and can
 refuse to step back (a process adopts its own new generation before its message comes
-back). The epoch is random and lives in Redis beside the sequence: if Redis loses both
-(a restart without persistence) the sequence starts again, but under a new epoch, so an
-old value can never come back and revive entries filed under it.
+back). The epoch is random and lives in the same Redis hash as the sequence: if Redis
+loses it (a restart without persistence, an eviction) the sequence starts again, but
+under a new epoch, so an old value can never come back and revive entries filed under it.
 """
 
 from __future__ import annotations
@@ -24,37 +26,40 @@ from typing import Protocol
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
-from redis.exceptions import RedisError
 
 log = structlog.get_logger(__name__)
 
 RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 CLOSE_WAIT_SECONDS = 1.0
+# How often the follower looks up from waiting, and when silence calls for a PING.
+POLL_SECONDS = 1.0
+HEARTBEAT_SECONDS = 5.0
+PONG_TIMEOUT_SECONDS = 5.0
 
-# KEYS: sequence, epoch. ARGV: a fresh epoch (used only if none is stored), the channel.
-_ADVANCE = """
-local sequence = redis.call('INCR', KEYS[1])
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
+# Both scripts keep epoch and sequence in one hash, so they are lost (or evicted) together.
+# A hash without a sequence gets a new epoch too. KEYS: the hash. ARGV: a fresh epoch.
+_ENSURE = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch or redis.call('HEXISTS', KEYS[1], 'sequence') == 0 then
   epoch = ARGV[1]
-  redis.call('SET', KEYS[2], epoch)
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'sequence', 0)
 end
-local generation = epoch .. ':' .. sequence
+"""
+# ARGV[2]: the channel.
+_ADVANCE = (
+    _ENSURE
+    + """
+local generation = epoch .. ':' .. redis.call('HINCRBY', KEYS[1], 'sequence', 1)
 redis.call('PUBLISH', ARGV[2], generation)
 return generation
 """
-
-# KEYS: sequence, epoch. ARGV: a fresh epoch. Creates the pair if Redis has none.
-_READ = """
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[2], epoch)
-  redis.call('SET', KEYS[1], 0, 'NX')
-end
-local sequence = redis.call('GET', KEYS[1]) or '0'
-return epoch .. ':' .. sequence
+)
+_READ = (
+    _ENSURE
+    + """
+return epoch .. ':' .. redis.call('HGET', KEYS[1], 'sequence')
 """
+)
 
 
 def _fresh_epoch() -> str:
@@ -65,16 +70,25 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _parse(generation: str) -> tuple[str, int] | None:
+    epoch, _, sequence = generation.partition(":")
+    if not epoch or not sequence.isdigit():
+        return None
+    return epoch, int(sequence)
+
+
 def _is_newer(candidate: str, current: str | None) -> bool:
     """Whether `candidate` may replace `current`: a later sequence of the same epoch, or
-    any generation of another epoch (Redis started over)."""
+    any generation of another epoch (Redis started over). Never a malformed value."""
+    parsed = _parse(candidate)
+    if parsed is None:
+        return False
     if current is None:
         return True
-    epoch, _, sequence = candidate.partition(":")
-    current_epoch, _, current_sequence = current.partition(":")
-    if epoch != current_epoch:
+    current_parsed = _parse(current)
+    if current_parsed is None or parsed[0] != current_parsed[0]:
         return True
-    return int(sequence) > int(current_sequence)
+    return parsed[1] > current_parsed[1]
 
 
 class Generation(Protocol):
@@ -103,8 +117,8 @@ class SharedGeneration:
     def __init__(self, redis: Redis, subscriber: Redis, prefix: str, name: str) -> None:
         self._redis = redis
         self._subscriber = subscriber
-        self._keys = [f"{prefix}generation:{name}:sequence", f"{prefix}generation:{name}:epoch"]
-        self.channel = f"{prefix}generation:{name}"
+        self.key = f"{prefix}generation:{name}"
+        self.channel = self.key  # keys and channels are separate namespaces in Redis
         self._value: str | None = None
         self._live = False
         self._follower: asyncio.Task[None] | None = None
@@ -124,7 +138,7 @@ class SharedGeneration:
 
     async def advance(self) -> str:
         generation = _text(
-            await self._redis.eval(_ADVANCE, 2, *self._keys, _fresh_epoch(), self.channel)
+            await self._redis.eval(_ADVANCE, 1, self.key, _fresh_epoch(), self.channel)
         )
         # This process serves its own change at once, before the message comes back.
         self._adopt(generation)
@@ -144,7 +158,7 @@ class SharedGeneration:
         self._live = False
 
     async def _read(self) -> str:
-        generation = _text(await self._redis.eval(_READ, 2, *self._keys, _fresh_epoch()))
+        generation = _text(await self._redis.eval(_READ, 1, self.key, _fresh_epoch()))
         self._adopt(generation)
         return generation
 
@@ -167,21 +181,42 @@ class SharedGeneration:
                     await self._read()
                     self._live = True
                     failures = 0
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message":
-                            self._adopt(_text(message["data"]))
+                    await self._listen(pubsub)
             except asyncio.CancelledError:
-                self._live = False
                 raise
-            except (RedisError, OSError) as exc:
+            except Exception as exc:
+                # Whatever failed, read through Redis until subscribed again.
                 self._live = False
                 if self._closed:
                     return
                 delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
                 failures += 1
-                log.warning("generation.subscription_lost", channel=self.channel, error=str(exc))
+                log.warning(
+                    "generation.subscription_lost",
+                    channel=self.channel,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
                 await asyncio.sleep(delay)
-            else:
-                self._live = False
             finally:
+                self._live = False
                 self._pubsub = None
+
+    async def _listen(self, pubsub: PubSub) -> None:
+        """Adopt every generation published, until the connection fails or stays silent
+        through a PING."""
+        loop = asyncio.get_running_loop()
+        last_heard = loop.time()
+        ping_sent: float | None = None
+        while True:
+            message = await pubsub.get_message(timeout=POLL_SECONDS)
+            now = loop.time()
+            if message is not None:
+                last_heard, ping_sent = now, None
+                if message.get("type") == "message":
+                    self._adopt(_text(message["data"]))
+            elif ping_sent is not None:
+                if now - ping_sent > PONG_TIMEOUT_SECONDS:
+                    raise ConnectionError("the subscription did not answer a PING")
+            elif now - last_heard > HEARTBEAT_SECONDS:
+                await pubsub.ping()
+                ping_sent = now

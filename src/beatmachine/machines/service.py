@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from beatmachine.core.cache import Cache
-from beatmachine.core.compression import ENCODINGS, Encoding, compress
+from beatmachine.core.compression import Encoding, compress
 from beatmachine.core.db import after_commit
 from beatmachine.core.errors import ValidationFailed
 from beatmachine.core.ids import new_id
@@ -78,7 +78,7 @@ async def invalidate(cache: Cache, machine_id: str) -> None:
         document_cache_key(old, machine_id, "json"),
         document_cache_key(old, machine_id, "xml"),
     ]
-    await cache.delete(*keys, *(f"{key}:{encoding}" for key in keys for encoding in ENCODINGS))
+    await cache.delete(*keys)
 
 
 def _invalidate_after_commit(session: AsyncSession, cache: Cache, machine_id: str) -> None:
@@ -376,17 +376,15 @@ async def validate_choices(
 class RenderedDocument:
     body: bytes
     etag: str
-    # Where the bytes are cached (under their generation); compressed copies go beside.
-    key: str
 
 
 def _pack(rendered: RenderedDocument) -> bytes:
     return rendered.etag.encode() + b"\n" + rendered.body
 
 
-def _unpack(raw: bytes, key: str) -> RenderedDocument:
+def _unpack(raw: bytes) -> RenderedDocument:
     etag, _, body = raw.partition(b"\n")
-    return RenderedDocument(body=body, etag=etag.decode(), key=key)
+    return RenderedDocument(body=body, etag=etag.decode())
 
 
 async def _read_through(cache: Cache, memo: Cache, key: str) -> bytes | None:
@@ -403,15 +401,16 @@ async def _read_through(cache: Cache, memo: Cache, key: str) -> bytes | None:
 
 async def _cached(cache: Cache, memo: Cache, key: str) -> RenderedDocument | None:
     raw = await _read_through(cache, memo, key)
-    return None if raw is None else _unpack(raw, key)
+    return None if raw is None else _unpack(raw)
 
 
 async def compressed(
     cache: Cache, memo: Cache, rendered: RenderedDocument, encoding: Encoding
 ) -> bytes:
     """`rendered`'s body in `encoding`, compressed once per version and then cached like
-    the plain bytes."""
-    key = f"{rendered.key}:{encoding}"
+    the plain bytes. Filed under the ETag, which names the content: a compression that
+    finishes after a publish can never be served for another version."""
+    key = f"machines:compressed:{encoding}:{rendered.etag}"
     body = await _read_through(cache, memo, key)
     if body is None:
         body = await anyio.to_thread.run_sync(compress, rendered.body, encoding)
@@ -452,7 +451,7 @@ async def rendered_document(
         body = orjson.dumps({"success": True, "data": data})
     # Weak: the same entity is sent plain, gzip or brotli.
     tag = f'W/"{published.version.content_hash[:32]}-v{published.version.version}-{representation}"'
-    rendered = RenderedDocument(body=body, etag=tag, key=key)
+    rendered = RenderedDocument(body=body, etag=tag)
     await _store(cache, memo, key, rendered)
     return rendered
 
@@ -477,8 +476,6 @@ async def rendered_list(
         for m in rows
     ]
     body = orjson.dumps({"success": True, "data": {"machines": machines}})
-    rendered = RenderedDocument(
-        body=body, etag=f'W/"{hashlib.sha256(body).hexdigest()[:32]}"', key=key
-    )
+    rendered = RenderedDocument(body=body, etag=f'W/"{hashlib.sha256(body).hexdigest()[:32]}"')
     await _store(cache, memo, key, rendered)
     return rendered
