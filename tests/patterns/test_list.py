@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from beatmachine.core.state import AppState
+from beatmachine.patterns import service as patterns_service
 from tests.factories import Account, assert_error, register, validation_fields
 from tests.patterns.helpers import PATTERN_OVERRIDES, create_pattern, merengue_configuration
 
@@ -369,6 +371,63 @@ async def test_total_drops_when_a_pattern_is_made_private(
         "patterns": [],
         "pagination": {"page": 1, "limit": 20, "total": 0, "pages": 0},
     }
+
+
+async def test_flavor_totals_follow_a_change_of_flavor_at_once(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    created = await create_pattern(client, owner)
+    assert (await listing(client, flavor="Salsa"))["pagination"]["total"] == 1
+    assert (await listing(client, flavor="Merengue"))["pagination"]["total"] == 0
+
+    response = await client.put(
+        f"/api/patterns/{created['id']}",
+        json={"flavor": "Merengue", "configuration": merengue_configuration()},
+        headers=owner.headers,
+    )
+    assert response.status_code == 200, response.text
+
+    assert (await listing(client, flavor="Salsa"))["pagination"]["total"] == 0
+    assert (await listing(client, flavor="Merengue"))["pagination"]["total"] == 1
+
+
+async def test_flavor_totals_follow_a_restored_version_at_once(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    created = await create_pattern(client, owner)
+    response = await client.put(
+        f"/api/patterns/{created['id']}",
+        json={"flavor": "Merengue", "configuration": merengue_configuration()},
+        headers=owner.headers,
+    )
+    assert response.status_code == 200, response.text
+    assert (await listing(client, flavor="Merengue"))["pagination"]["total"] == 1
+    assert (await listing(client, flavor="Salsa"))["pagination"]["total"] == 0
+
+    response = await client.post(
+        f"/api/patterns/{created['id']}/versions/1/restore", headers=owner.headers
+    )
+    assert response.status_code == 200, response.text
+
+    assert (await listing(client, flavor="Merengue"))["pagination"]["total"] == 0
+    assert (await listing(client, flavor="Salsa"))["pagination"]["total"] == 1
+
+
+async def test_plays_and_likes_keep_the_cached_total(
+    client: httpx.AsyncClient, owner: Account, state: AppState
+) -> None:
+    created = await create_pattern(client, owner)
+    assert (await listing(client))["pagination"]["total"] == 1  # the count is now cached
+    key = patterns_service.count_cache_key(None)
+    cached = await state.cache.get(key)
+    assert cached == b"1"
+
+    played = await client.post(f"/api/patterns/{created['id']}/play")
+    liked = await client.post(f"/api/patterns/{created['id']}/like", headers=owner.headers)
+    assert (played.status_code, liked.status_code) == (200, 200), (played.text, liked.text)
+
+    # The hottest write path must not make every listing count the table again.
+    assert await state.cache.get(key) == cached
 
 
 @pytest.mark.parametrize(

@@ -51,25 +51,36 @@ def _generation_key(pattern_id: str) -> str:
     return f"patterns:gen:{pattern_id}"
 
 
-def _count_cache_key(flavor: str | None) -> str:
+def count_cache_key(flavor: str | None) -> str:
     return f"patterns:count:{flavor or '*'}"
 
 
 def changed(
-    session: AsyncSession, cache: Cache, pattern: Pattern, *, retire_searches: bool = False
+    session: AsyncSession,
+    cache: Cache,
+    pattern: Pattern,
+    *,
+    counts: bool = True,
+    retire_searches: bool = False,
+    previous_flavor: str | None = None,
 ) -> None:
-    """After commit, drop what is cached about this pattern and the public counts.
+    """After commit, drop what is cached about this pattern.
 
-    `retire_searches` (an edit, a deletion, a change of visibility) also retires every
-    cached search ranking, so a pattern that no longer matches or is no longer public
-    leaves search results and their totals at once. A new pattern enters cached
-    rankings when they expire (`SEARCH_CACHE_TTL`): creations are too frequent to
-    empty the search cache each time.
+    `counts` (a pattern added, removed or changed in visibility or flavor) also drops
+    the cached public totals, of `previous_flavor` too when the flavor changed; plays
+    and likes leave them, or the hottest write path would make every listing count
+    again. `retire_searches` (an edit, a deletion, a change of visibility) also retires
+    every cached search ranking, so a pattern that no longer matches or is no longer
+    public leaves search results and their totals at once. A new pattern enters cached
+    rankings when they expire (`SEARCH_CACHE_TTL`): creations are too frequent to empty
+    the search cache each time.
     """
 
     async def invalidate() -> None:
         await cache.set(_generation_key(pattern.id), new_id("gen").encode(), ttl=GENERATION_TTL)
-        await cache.delete(_count_cache_key(None), _count_cache_key(pattern.flavor))
+        if counts:
+            flavors = {pattern.flavor, previous_flavor or pattern.flavor}
+            await cache.delete(count_cache_key(None), *map(count_cache_key, flavors))
         if retire_searches:
             await cache.generation(SEARCH_GENERATION).advance()
 
@@ -293,7 +304,7 @@ async def _count(
     cacheable: bool,
     flavor: str | None,
 ) -> int:
-    key = _count_cache_key(flavor)
+    key = count_cache_key(flavor)
     if cacheable:
         cached = await cache.get(key)
         if cached is not None:
@@ -389,17 +400,8 @@ async def update(
         pattern.machine_id, pattern.machine_version = against.machine_id, against.version
     pattern.updated_at = utcnow()
     await session.flush()
-    changed(session, state.cache, pattern, retire_searches=True)
-    if old_flavor != pattern.flavor:
-        after_commit(session, _drop_count(state.cache, old_flavor))
+    changed(session, state.cache, pattern, retire_searches=True, previous_flavor=old_flavor)
     return pattern
-
-
-def _drop_count(cache: Cache, flavor: str) -> Any:
-    async def run() -> None:
-        await cache.delete(_count_cache_key(flavor))
-
-    return run
 
 
 async def record_version(session: AsyncSession, pattern: Pattern, user: User) -> None:
@@ -469,7 +471,7 @@ async def like(session: AsyncSession, state: AppState, user: User, pattern_id: s
         {"pattern_id": pattern.id, "user_id": user.id, "created_at": utcnow()},
         ["pattern_id", "user_id"],
     )
-    changed(session, state.cache, pattern)
+    changed(session, state.cache, pattern, counts=False)
     if added:
         return await repository.bump(session, pattern.id, "likes_count", 1) or 0
     return await repository.counter(session, pattern.id, "likes_count")
@@ -482,7 +484,7 @@ async def unlike(session: AsyncSession, state: AppState, user: User, pattern_id:
             PatternLike.pattern_id == pattern.id, PatternLike.user_id == user.id
         )
     )
-    changed(session, state.cache, pattern)
+    changed(session, state.cache, pattern, counts=False)
     if getattr(result, "rowcount", 0) == 1:
         return await repository.bump(session, pattern.id, "likes_count", -1) or 0
     return await repository.counter(session, pattern.id, "likes_count")
@@ -492,7 +494,7 @@ async def play(session: AsyncSession, state: AppState, viewer: User | None, patt
     """Count a play: one atomic UPDATE, exact however many arrive at once."""
     pattern = await get_visible(session, pattern_id, viewer)
     count = await repository.bump(session, pattern.id, "plays_count", 1)
-    changed(session, state.cache, pattern)
+    changed(session, state.cache, pattern, counts=False)
     return count or 0
 
 
@@ -509,7 +511,7 @@ async def fork(session: AsyncSession, state: AppState, user: User, pattern_id: s
     )
     copy = await create(session, state, user, body, original_id=original.id)
     await repository.bump(session, original.id, "forks_count", 1)
-    changed(session, state.cache, original)
+    changed(session, state.cache, original, counts=False)
     return copy
 
 

@@ -89,11 +89,14 @@ async def restore_version(
         session, old.state["flavor"], Configuration.model_validate(old.state["configuration"])
     )
     await service.record_version(session, pattern, user)
+    previous_flavor = pattern.flavor
     service.apply_snapshot(pattern, old.state)
     pattern.machine_id, pattern.machine_version = against.machine_id, against.version
     pattern.updated_at = utcnow()
     await session.flush()
-    service.changed(session, state.cache, pattern, retire_searches=True)
+    service.changed(
+        session, state.cache, pattern, retire_searches=True, previous_flavor=previous_flavor
+    )
     return pattern
 
 
