@@ -373,6 +373,15 @@ async def test_total_drops_when_a_pattern_is_made_private(
     }
 
 
+async def make_merengue(client: httpx.AsyncClient, owner: Account, pattern_id: str) -> None:
+    response = await client.put(
+        f"/api/patterns/{pattern_id}",
+        json={"flavor": "Merengue", "configuration": merengue_configuration()},
+        headers=owner.headers,
+    )
+    assert response.status_code == 200, response.text
+
+
 async def test_flavor_totals_follow_a_change_of_flavor_at_once(
     client: httpx.AsyncClient, owner: Account
 ) -> None:
@@ -380,12 +389,7 @@ async def test_flavor_totals_follow_a_change_of_flavor_at_once(
     assert (await listing(client, flavor="Salsa"))["pagination"]["total"] == 1
     assert (await listing(client, flavor="Merengue"))["pagination"]["total"] == 0
 
-    response = await client.put(
-        f"/api/patterns/{created['id']}",
-        json={"flavor": "Merengue", "configuration": merengue_configuration()},
-        headers=owner.headers,
-    )
-    assert response.status_code == 200, response.text
+    await make_merengue(client, owner, created["id"])
 
     assert (await listing(client, flavor="Salsa"))["pagination"]["total"] == 0
     assert (await listing(client, flavor="Merengue"))["pagination"]["total"] == 1
@@ -395,12 +399,7 @@ async def test_flavor_totals_follow_a_restored_version_at_once(
     client: httpx.AsyncClient, owner: Account
 ) -> None:
     created = await create_pattern(client, owner)
-    response = await client.put(
-        f"/api/patterns/{created['id']}",
-        json={"flavor": "Merengue", "configuration": merengue_configuration()},
-        headers=owner.headers,
-    )
-    assert response.status_code == 200, response.text
+    await make_merengue(client, owner, created["id"])
     assert (await listing(client, flavor="Merengue"))["pagination"]["total"] == 1
     assert (await listing(client, flavor="Salsa"))["pagination"]["total"] == 0
 
