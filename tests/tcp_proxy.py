@@ -1,5 +1,6 @@
 """A TCP proxy on loopback whose open connections can be frozen: they stay open but
-carry nothing more, as when a network drops packets without closing anything."""
+carry nothing more, as when a network drops packets without closing anything. It can
+also delay what clients send, as a slow network does."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from types import TracebackType
 
 
 class FreezingProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, *, send_delay: float = 0.0) -> None:
         self._target = (target_host, target_port)
+        self._send_delay = send_delay
         self._server: asyncio.Server | None = None
         self._pumps: list[asyncio.Task[None]] = []
         self._writers: list[asyncio.StreamWriter] = []
@@ -45,13 +47,15 @@ class FreezingProxy:
         self._writers += [writer, upstream_writer]
         loop = asyncio.get_running_loop()
         self._pumps += [
-            loop.create_task(_pump(reader, upstream_writer)),
-            loop.create_task(_pump(upstream_reader, writer)),
+            loop.create_task(_pump(reader, upstream_writer, self._send_delay)),
+            loop.create_task(_pump(upstream_reader, writer, 0.0)),
         ]
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
     with contextlib.suppress(ConnectionError, OSError):
         while data := await reader.read(65536):
+            if delay:
+                await asyncio.sleep(delay)
             writer.write(data)
             await writer.drain()

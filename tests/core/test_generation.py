@@ -272,6 +272,29 @@ async def test_a_silently_dead_subscription_is_found_and_replaced(
             await process_b.close()
 
 
+async def test_a_generation_made_while_subscribing_is_not_missed(
+    prefix: str, process_a: RedisCache
+) -> None:
+    url = urlsplit(TEST_REDIS_URL)
+    # The subscription reaches Redis late; reads (another connection) do not.
+    async with FreezingProxy(
+        url.hostname or "127.0.0.1", url.port or 6379, send_delay=0.3
+    ) as proxy:
+        process_b = RedisCache(
+            Redis.from_url(TEST_REDIS_URL),
+            Redis.from_url(f"redis://127.0.0.1:{proxy.port}{url.path}"),
+            prefix,
+        )
+        try:
+            follower = await following(process_b)
+            # Live means subscribed: a generation made from now on reaches it.
+            advanced = await process_a.generation("machines").advance()
+
+            await eventually(lambda: _equals(follower.current(), advanced))
+        finally:
+            await process_b.close()
+
+
 async def test_malformed_messages_are_ignored(process_a: RedisCache, process_b: RedisCache) -> None:
     follower = await following(process_b)
     redis = Redis.from_url(TEST_REDIS_URL)

@@ -32,9 +32,9 @@ log = structlog.get_logger(__name__)
 RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 CLOSE_WAIT_SECONDS = 1.0
 # How often the follower looks up from waiting, and when silence calls for a PING.
-POLL_SECONDS = 1.0
-HEARTBEAT_SECONDS = 5.0
-PONG_TIMEOUT_SECONDS = 5.0
+POLL_SECONDS = 0.5
+HEARTBEAT_SECONDS = 2.0
+PONG_TIMEOUT_SECONDS = 2.0
 
 # Both scripts keep epoch and sequence in one hash, so they are lost (or evicted) together.
 # A hash without a sequence gets a new epoch too. KEYS: the hash. ARGV: a fresh epoch.
@@ -153,16 +153,25 @@ class SharedGeneration:
             if not done and self._pubsub is not None and self._pubsub.connection is not None:
                 # A read blocked in the Redis client may not give way to the cancellation;
                 # closing its connection ends the read, and the loop sees it is closed.
-                await self._pubsub.connection.disconnect()
+                await self._pubsub.connection.disconnect(nowait=True)
                 await asyncio.wait({follower}, timeout=CLOSE_WAIT_SECONDS)
         self._live = False
 
-    async def _read(self) -> str:
+    async def _read(self, *, settled: bool = False) -> str:
+        """The generation in Redis. A read while not following adopts only a later
+        sequence of the epoch this process knows: two reads in flight while Redis starts
+        a new epoch could otherwise answer out of order. The follower's read right after
+        subscribing is `settled` and may bring a new epoch."""
         generation = _text(await self._redis.eval(_READ, 1, self.key, _fresh_epoch()))
-        self._adopt(generation)
+        self._adopt(generation, any_epoch=settled)
         return generation
 
-    def _adopt(self, generation: str) -> None:
+    def _adopt(self, generation: str, *, any_epoch: bool = True) -> None:
+        parsed, current = _parse(generation), _parse(self._value or "")
+        if parsed is None:
+            return
+        if current is not None and parsed[0] != current[0] and not any_epoch:
+            return
         if _is_newer(generation, self._value):
             self._value = generation
 
@@ -174,11 +183,14 @@ class SharedGeneration:
         failures = 0
         while not self._closed:
             try:
-                async with self._subscriber.pubsub(ignore_subscribe_messages=True) as pubsub:
+                async with self._subscriber.pubsub() as pubsub:
                     self._pubsub = pubsub
                     await pubsub.subscribe(self.channel)
-                    # Subscribed first, then read: nothing published in between is missed.
-                    await self._read()
+                    # Subscribed (confirmed by Redis) first, then read: nothing published
+                    # in between is missed. The read goes over another connection, so
+                    # without the confirmation it could overtake the SUBSCRIBE.
+                    await _confirmed(pubsub)
+                    await self._read(settled=True)
                     self._live = True
                     failures = 0
                     await self._listen(pubsub)
@@ -220,3 +232,14 @@ class SharedGeneration:
             elif now - last_heard > HEARTBEAT_SECONDS:
                 await pubsub.ping()
                 ping_sent = now
+
+
+async def _confirmed(pubsub: PubSub) -> None:
+    """Wait for Redis to confirm the subscription."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PONG_TIMEOUT_SECONDS
+    while loop.time() < deadline:
+        message = await pubsub.get_message(timeout=POLL_SECONDS)
+        if message is not None and message.get("type") == "subscribe":
+            return
+    raise ConnectionError("the subscription was not confirmed")
