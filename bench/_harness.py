@@ -8,6 +8,7 @@ A benchmark describes its requests as `Scenario`s and gets a `Measurement` for e
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import math
@@ -260,6 +261,27 @@ class Environment:
         self.server = start_server(env, self.workdir, workers)
         wait_ready(self.server)
         return self.server
+
+
+def service_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's argument parser, with the options every one of them has: where its
+    database is created and which Redis it uses."""
+    parser = argparse.ArgumentParser(
+        description=doc.split("\n\n")[0] if doc else None,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--admin-url",
+        default=os.environ.get("BENCH_PG_ADMIN_URL", DEFAULT_ADMIN_URL),
+        help="PostgreSQL URL of a database from which the bench database is created "
+        "(env BENCH_PG_ADMIN_URL)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
+        help="Redis URL; keys go under a unique prefix (env BENCH_REDIS_URL)",
+    )
+    return parser
 
 
 @contextmanager

@@ -18,7 +18,6 @@ removed at the end, also on failure or Ctrl-C. See bench/README.md.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -33,8 +32,6 @@ from pathlib import Path
 import httpx
 from _harness import (
     BENCH_DIR,
-    DEFAULT_ADMIN_URL,
-    DEFAULT_REDIS_URL,
     LoadOptions,
     Measurement,
     Scenario,
@@ -46,6 +43,7 @@ from _harness import (
     machine_info,
     measure,
     phase,
+    service_parser,
     sigterm_as_interrupt,
     warn_if_busy,
 )
@@ -84,21 +82,7 @@ class Options:
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     production = Settings.model_fields
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument(
-        "--admin-url",
-        default=os.environ.get("BENCH_PG_ADMIN_URL", DEFAULT_ADMIN_URL),
-        help="PostgreSQL URL of a database from which the bench database is created "
-        "(env BENCH_PG_ADMIN_URL)",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
-        help="Redis URL; keys go under a unique prefix (env BENCH_REDIS_URL)",
-    )
+    parser = service_parser(__doc__)
     parser.add_argument("--workers", type=int, default=1, help="server processes (WORKERS)")
     parser.add_argument("--concurrency", type=int, default=32, help="open connections")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds measured each")

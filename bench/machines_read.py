@@ -21,7 +21,6 @@ bench/README.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -37,8 +36,6 @@ from typing import Any
 import httpx
 from _harness import (
     BENCH_DIR,
-    DEFAULT_ADMIN_URL,
-    DEFAULT_REDIS_URL,
     REPO_DIR,
     Environment,
     LoadOptions,
@@ -54,6 +51,7 @@ from _harness import (
     machine_info,
     measure,
     phase,
+    service_parser,
     sigterm_as_interrupt,
     warn_if_busy,
 )
@@ -98,21 +96,7 @@ class Options:
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument(
-        "--admin-url",
-        default=os.environ.get("BENCH_PG_ADMIN_URL", DEFAULT_ADMIN_URL),
-        help="PostgreSQL URL of a database from which the bench database is created "
-        "(env BENCH_PG_ADMIN_URL)",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
-        help="Redis URL; keys go under a unique prefix (env BENCH_REDIS_URL)",
-    )
+    parser = service_parser(__doc__)
     parser.add_argument(
         "--machine-xml",
         type=Path,

@@ -23,7 +23,6 @@ failure or Ctrl-C. See bench/README.md.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import itertools
@@ -45,8 +44,6 @@ import asyncpg
 import httpx
 from _harness import (
     BENCH_DIR,
-    DEFAULT_ADMIN_URL,
-    DEFAULT_REDIS_URL,
     Environment,
     console,
     delete_redis_keys,
@@ -55,6 +52,7 @@ from _harness import (
     machine_info,
     percentile,
     phase,
+    service_parser,
     sigterm_as_interrupt,
     warn_if_busy,
 )
@@ -186,21 +184,7 @@ class Options:
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument(
-        "--admin-url",
-        default=os.environ.get("BENCH_PG_ADMIN_URL", DEFAULT_ADMIN_URL),
-        help="PostgreSQL URL of a database from which the bench database is created "
-        "(env BENCH_PG_ADMIN_URL)",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
-        help="Redis URL; keys go under a unique prefix (env BENCH_REDIS_URL)",
-    )
+    parser = service_parser(__doc__)
     parser.add_argument("--small", type=int, default=10_000, help="patterns, first measurement")
     parser.add_argument("--large", type=int, default=1_000_000, help="patterns, second one")
     parser.add_argument("--patterns-per-user", type=int, default=10, help="users = patterns / this")

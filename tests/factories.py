@@ -83,24 +83,41 @@ def validation_fields(response: httpx.Response) -> set[str]:
     return {item["field"] for item in error["details"]["fields"]}
 
 
-def _verification_tokens(outbox: Path, address: str) -> list[str]:
+def _mailed_tokens(outbox: Path, address: str, link_path: str) -> list[str]:
+    """The tokens of the `link_path` links mailed to `address`, oldest first."""
     tokens = []
+    pattern = re.escape(link_path) + r"\?token=([A-Za-z0-9_-]+)"
     for path in sorted(outbox.glob("*.eml")):
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         if message["To"] == address and isinstance(message, email.message.EmailMessage):
-            match = re.search(r"verify-email\?token=([A-Za-z0-9_-]+)", message.get_content())
+            match = re.search(pattern, message.get_content())
             if match:
                 tokens.append(match.group(1))
     return tokens
 
 
-async def confirm_email(client: httpx.AsyncClient, account: Account) -> None:
-    """Follow the verification link the app mailed to the account (outbox set-up)."""
+def _app_state(client: httpx.AsyncClient) -> Any:
     transport = client._transport
     assert isinstance(transport, httpx.ASGITransport)
-    state = transport.app.state.services  # type: ignore[attr-defined]
+    return transport.app.state.services  # type: ignore[attr-defined]
+
+
+async def reset_token(client: httpx.AsyncClient, account: Account) -> str:
+    """Ask for a password reset and return the token the app mailed (outbox set-up)."""
+    response = await client.post("/api/auth/forgot-password", json={"email": account.email})
+    assert response.status_code == 200, response.text
+    state = _app_state(client)
     await state.mailer.drain()
-    tokens = _verification_tokens(state.settings.effective_outbox_dir, account.email)
+    tokens = _mailed_tokens(state.settings.effective_outbox_dir, account.email, "reset-password")
+    assert tokens, f"no reset mail for {account.email}"
+    return tokens[-1]
+
+
+async def confirm_email(client: httpx.AsyncClient, account: Account) -> None:
+    """Follow the verification link the app mailed to the account (outbox set-up)."""
+    state = _app_state(client)
+    await state.mailer.drain()
+    tokens = _mailed_tokens(state.settings.effective_outbox_dir, account.email, "verify-email")
     assert tokens, f"no verification mail for {account.email}"
     response = await client.post("/api/auth/verify-email", json={"token": tokens[-1]})
     assert response.status_code == 200, response.text

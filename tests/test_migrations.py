@@ -135,3 +135,27 @@ async def test_upgrade_after_downgrade_rebuilds_the_schema(fresh_database: str) 
 async def test_models_match_the_migrations(fresh_database: str) -> None:
     await upgrade(fresh_database)
     assert await model_diff(fresh_database) == []
+
+
+async def search_index_definition(url: str) -> str:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            result = await connection.execute(
+                text(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_patterns_search_vector'"
+                )
+            )
+            return str(result.scalar_one())
+    finally:
+        await engine.dispose()
+
+
+async def test_public_search_index_is_partial_and_its_downgrade_restores_the_full_one() -> None:
+    async for url in _postgres_database():
+        await upgrade(url)
+        assert "WHERE (is_public AND (deleted_at IS NULL))" in await search_index_definition(url)
+
+        await asyncio.to_thread(migrate.downgrade, url, "0003")
+
+        assert "WHERE" not in await search_index_definition(url)

@@ -180,10 +180,7 @@ POSTGRES_SEARCH = [
     "ALTER TABLE patterns ADD COLUMN search_vector tsvector GENERATED ALWAYS AS "
     "(setweight(to_tsvector('simple', coalesce(title, '')), 'A') || "
     "setweight(to_tsvector('simple', coalesce(description, '')), 'B')) STORED",
-    # Partial, like the listing indexes: the public search never looks at private or
-    # deleted rows, so they need not be in the index.
-    "CREATE INDEX ix_patterns_search_vector ON patterns USING gin (search_vector) "
-    "WHERE is_public AND deleted_at IS NULL",
+    "CREATE INDEX ix_patterns_search_vector ON patterns USING gin (search_vector)",
 ]
 
 

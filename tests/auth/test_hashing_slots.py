@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from datetime import timedelta
 from typing import Any
 
 import bcrypt
@@ -15,13 +14,17 @@ import pytest
 from sqlalchemy import Executable, delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from beatmachine.auth.models import OneTimeToken
-from beatmachine.auth.service import RESET_PURPOSE
-from beatmachine.core.ids import new_id, utcnow
-from beatmachine.core.security import hash_secret_token, new_secret_token
 from beatmachine.core.state import AppState
 from beatmachine.users.models import User
-from tests.factories import PASSWORD, Account, assert_error, login, register, unique_email
+from tests.factories import (
+    PASSWORD,
+    Account,
+    assert_error,
+    login,
+    register,
+    reset_token,
+    unique_email,
+)
 
 # Long enough for a loaded machine, far shorter than a pool or lock timeout (30 s).
 OTHER_REQUEST_SECONDS = 5.0
@@ -134,20 +137,10 @@ async def test_registration_waiting_for_a_hashing_slot_leaves_the_database_to_ot
 
 
 async def test_password_reset_waiting_for_a_hashing_slot_leaves_the_database_to_others(
-    client: httpx.AsyncClient, state: AppState, db: AsyncSession
+    client: httpx.AsyncClient, state: AppState
 ) -> None:
     account = await register(client)
-    raw = new_secret_token()
-    db.add(
-        OneTimeToken(
-            id=new_id("ott"),
-            user_id=account.id,
-            purpose=RESET_PURPOSE,
-            token_hash=hash_secret_token(raw),
-            expires_at=utcnow() + timedelta(hours=1),
-        )
-    )
-    await db.commit()
+    raw = await reset_token(client, account)
     response = await served_beside(
         client,
         state,

@@ -73,12 +73,11 @@ async def invalidate(cache: Cache, machine_id: str) -> None:
     generations = cache.generation(GENERATION)
     old = await generations.current()
     await generations.advance()
-    keys = [
+    await cache.delete(
         list_cache_key(old),
         document_cache_key(old, machine_id, "json"),
         document_cache_key(old, machine_id, "xml"),
-    ]
-    await cache.delete(*keys)
+    )
 
 
 def _invalidate_after_commit(session: AsyncSession, cache: Cache, machine_id: str) -> None:
@@ -414,15 +413,14 @@ async def compressed(
     body = await _read_through(cache, memo, key)
     if body is None:
         body = await anyio.to_thread.run_sync(compress, rendered.body, encoding)
-        await cache.set(key, body, ttl=CACHE_TTL_SECONDS)
-        await memo.set(key, body, ttl=CACHE_TTL_SECONDS)
+        await _keep(cache, memo, key, body)
     return body
 
 
-async def _store(cache: Cache, memo: Cache, key: str, rendered: RenderedDocument) -> None:
-    packed = _pack(rendered)
-    await cache.set(key, packed, ttl=CACHE_TTL_SECONDS)
-    await memo.set(key, packed, ttl=CACHE_TTL_SECONDS)
+async def _keep(cache: Cache, memo: Cache, key: str, value: bytes) -> None:
+    """In the shared cache for other processes, and in this process's memo."""
+    await cache.set(key, value, ttl=CACHE_TTL_SECONDS)
+    await memo.set(key, value, ttl=CACHE_TTL_SECONDS)
 
 
 async def rendered_document(
@@ -444,7 +442,7 @@ async def rendered_document(
     async with sessionmaker() as session:
         published = await get_published(session, machine_id)
     if representation == "xml":
-        body = machine_to_xml(published.document)
+        body = await anyio.to_thread.run_sync(machine_to_xml, published.document)
     else:
         data = published.document.model_dump(mode="json", by_alias=True)
         data["version"] = published.version.version
@@ -452,7 +450,7 @@ async def rendered_document(
     # Weak: the same entity is sent plain, gzip or brotli.
     tag = f'W/"{published.version.content_hash[:32]}-v{published.version.version}-{representation}"'
     rendered = RenderedDocument(body=body, etag=tag)
-    await _store(cache, memo, key, rendered)
+    await _keep(cache, memo, key, _pack(rendered))
     return rendered
 
 
@@ -477,5 +475,5 @@ async def rendered_list(
     ]
     body = orjson.dumps({"success": True, "data": {"machines": machines}})
     rendered = RenderedDocument(body=body, etag=f'W/"{hashlib.sha256(body).hexdigest()[:32]}"')
-    await _store(cache, memo, key, rendered)
+    await _keep(cache, memo, key, _pack(rendered))
     return rendered
