@@ -33,9 +33,10 @@ worker: install ## Run the background job worker
 test: install-dev ## Run the whole test suite
 	$(RUN) pytest -n $${PYTEST_WORKERS:-4}
 
-lint: install-dev ## ruff check and format check
+lint: install-dev ## ruff check, format check and the import contracts
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) lint-imports
 
 typecheck: install-dev ## mypy --strict on the package
 	$(RUN) mypy

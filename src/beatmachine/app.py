@@ -1,4 +1,5 @@
-"""The app factory: shared services, middleware, error handlers, routers."""
+"""The app factory: middleware, error handlers, routers and operations routes around the
+shared services of `instance.build_state`."""
 
 from __future__ import annotations
 
@@ -15,24 +16,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from beatmachine import api
-from beatmachine.core.cache import create_cache
 from beatmachine.core.config import Settings, get_settings
-from beatmachine.core.db import create_engine, create_sessionmaker
 from beatmachine.core.errors import ServiceUnavailable, error_response, install_error_handlers
-from beatmachine.core.jobs import Scheduler
 from beatmachine.core.logging import configure_logging
-from beatmachine.core.mail import Mailer
-from beatmachine.core.metrics import Metrics
 from beatmachine.core.middleware import (
     BodyGuardMiddleware,
     RateLimitMiddleware,
     RequestContextMiddleware,
     UnexpectedErrorMiddleware,
 )
-from beatmachine.core.ratelimit import RateLimiter
 from beatmachine.core.responses import JSONResponse
-from beatmachine.core.security import PasswordHasherService
 from beatmachine.core.state import AppState
+from beatmachine.instance import build_state
 
 EXPOSED_HEADERS = [
     "X-Request-ID",
@@ -44,43 +39,12 @@ EXPOSED_HEADERS = [
 ]
 
 
-def build_state(settings: Settings) -> AppState:
-    """Create (without I/O on the network) every shared service of one app instance."""
-    metrics = Metrics()
-    engine = create_engine(
-        settings.effective_database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        echo=settings.db_echo,
-    )
-    cache = create_cache(settings.redis_url, settings.redis_key_prefix)
-    return AppState(
-        settings=settings,
-        engine=engine,
-        sessionmaker=create_sessionmaker(engine),
-        cache=cache,
-        limiter=RateLimiter(
-            settings.redis_url, settings.redis_key_prefix, enabled=settings.rate_limit_enabled
-        ),
-        mailer=Mailer(
-            settings.smtp_url, settings.mail_from, settings.effective_outbox_dir, metrics
-        ),
-        metrics=metrics,
-        passwords=PasswordHasherService(
-            time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_cost
-        ),
-        scheduler=Scheduler(cache, metrics),
-        jwt_secret=settings.signing_secret(),
-    )
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
     if settings.sentry_dsn:
         sentry_sdk.init(dsn=settings.sentry_dsn, send_default_pii=False)
     state = build_state(settings)
-    api.register_extensions(state)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -91,12 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await state.scheduler.stop()
-            for close in state.on_shutdown:
-                await close()
-            await state.mailer.drain()
-            await state.cache.close()
-            await state.engine.dispose()
+            await state.aclose()
 
     app = FastAPI(
         title="Beat Machine API",

@@ -9,11 +9,12 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from beatmachine.app import build_state
 from beatmachine.core import migrate as migrations
 from beatmachine.core.config import get_settings
+from beatmachine.core.db import transaction
 from beatmachine.core.errors import AppError
 from beatmachine.core.logging import configure_logging
+from beatmachine.instance import build_state
 from beatmachine.machines import service as machines_service
 from beatmachine.machines.xml import MachineXmlError, parse_machine_xml
 from beatmachine.users import service as users_service
@@ -62,12 +63,11 @@ def create_admin(email: str = typer.Argument(..., help="E-mail of an existing ac
     async def run() -> None:
         state = build_state(get_settings())
         try:
-            async with state.sessionmaker() as session, session.begin():
+            async with transaction(state.sessionmaker) as session:
                 user = await users_service.make_admin(session, email)
             console.print(f"[green]{user.email} ({user.id}) is now an administrator[/green]")
         finally:
-            await state.cache.close()
-            await state.engine.dispose()
+            await state.aclose()
 
     try:
         asyncio.run(run())
@@ -94,7 +94,7 @@ def import_machine(
     async def run() -> None:
         state = build_state(get_settings())
         try:
-            async with state.sessionmaker() as session, session.begin():
+            async with transaction(state.sessionmaker) as session:
                 result = await machines_service.publish(
                     session,
                     state.cache,
@@ -103,15 +103,13 @@ def import_machine(
                     change_note=note or f"Imported from {file.name}",
                     skip_if_unchanged=True,
                 )
-            await machines_service.invalidate(state.cache, document.id)
             published = result.published
             verb = "published as" if result.changed else "unchanged at"
             console.print(
                 f"[green]{published.machine.id} {verb} version {published.version.version}[/green]"
             )
         finally:
-            await state.cache.close()
-            await state.engine.dispose()
+            await state.aclose()
 
     try:
         asyncio.run(run())

@@ -7,16 +7,14 @@ import signal
 
 import structlog
 
-from beatmachine import api
-from beatmachine.app import build_state
 from beatmachine.core.config import Settings
+from beatmachine.instance import build_state
 
 log = structlog.get_logger(__name__)
 
 
 async def run_worker(settings: Settings) -> None:
     state = build_state(settings)
-    api.register_extensions(state)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -26,9 +24,4 @@ async def run_worker(settings: Settings) -> None:
     try:
         await stop.wait()
     finally:
-        await state.scheduler.stop()
-        for close in state.on_shutdown:
-            await close()
-        await state.mailer.drain()
-        await state.cache.close()
-        await state.engine.dispose()
+        await state.aclose()

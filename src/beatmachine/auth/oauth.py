@@ -32,6 +32,8 @@ from beatmachine.core.config import Settings
 log = structlog.get_logger(__name__)
 
 Provider = Literal["google", "apple", "facebook"]
+# Where the app instance keeps its one verifier (`AppState.extensions`).
+OAUTH_VERIFIER: Final = "oauth_verifier"
 
 # Clock skew tolerated on exp/iat/nbf; phones' clocks drift, but not by minutes.
 LEEWAY_SECONDS: Final = 30

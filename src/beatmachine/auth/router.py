@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from beatmachine.auth import service
 from beatmachine.auth.dependencies import ClientInfo, CurrentAuth, CurrentUser
-from beatmachine.auth.oauth import OAuthVerifier
+from beatmachine.auth.oauth import OAUTH_VERIFIER, OAuthVerifier
 from beatmachine.auth.schemas import (
     AccessTokenRequest,
     AuthResult,
@@ -35,7 +35,6 @@ from beatmachine.core.state import StateDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-OAUTH_VERIFIER = "oauth_verifier"
 FORGOT_PASSWORD_MESSAGE = "If an account exists for this email, a reset link is on its way."  # noqa: S105
 
 

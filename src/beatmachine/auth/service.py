@@ -25,7 +25,7 @@ from beatmachine.auth.models import AuthSession, OAuthAccount, OneTimeToken, Ref
 from beatmachine.auth.oauth import ProviderIdentity
 
 __all__ = ["Authenticated", "Client", "IssuedTokens", "ProviderIdentity"]
-from beatmachine.core.db import after_commit, release_connection
+from beatmachine.core.db import after_commit, release_connection, transaction
 from beatmachine.core.errors import AuthRequired, RateLimitExceeded, ValidationFailed
 from beatmachine.core.ids import new_id, utcnow
 from beatmachine.core.security import (
@@ -523,7 +523,7 @@ async def request_deletion(
 
 async def purge_deleted_accounts(state: AppState) -> int:
     """The periodic job: remove accounts whose grace period is over."""
-    async with state.sessionmaker() as session, session.begin():
+    async with transaction(state.sessionmaker) as session:
         ids = await users_service.purge_deleted(session, utcnow())
     for user_id in ids:
         log.info("account_purged", user_id=user_id)

@@ -9,7 +9,7 @@ import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -108,7 +108,32 @@ class Settings(BaseSettings):
         default_factory=list, alias="TRUSTED_PROXIES"
     )
 
+    # --- object storage ---------------------------------------------------------
+    storage_backend: Literal["local", "s3"] = Field("local", alias="STORAGE_BACKEND")
+    media_dir: Path | None = Field(None, alias="MEDIA_DIR")
+    aws_s3_bucket: str = Field("", alias="AWS_S3_BUCKET")
+    aws_s3_region: str = Field("us-east-1", alias="AWS_S3_REGION")
+    aws_s3_endpoint_url: str = Field("", alias="AWS_S3_ENDPOINT_URL")
+    aws_access_key_id: str = Field("", alias="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: str = Field("", alias="AWS_SECRET_ACCESS_KEY")
+    cdn_base_url: str = Field("", alias="CDN_BASE_URL")
+    storage_url_ttl: int = Field(3600, alias="STORAGE_URL_TTL")
+    storage_timeout: float = Field(10.0, alias="STORAGE_TIMEOUT")
+
+    # --- background jobs ------------------------------------------------------
+    job_retries: int = Field(8, alias="JOB_RETRIES")
+    job_retry_base_delay: float = Field(2.0, alias="JOB_RETRY_BASE_DELAY")
+    job_retry_max_delay: float = Field(3600.0, alias="JOB_RETRY_MAX_DELAY")
+    job_redelivery_timeout: float = Field(60.0, alias="JOB_REDELIVERY_TIMEOUT")
+    job_concurrency: int = Field(20, alias="JOB_CONCURRENCY")
+    event_retention: int = Field(7 * 86400, alias="EVENT_RETENTION")
+
+    # --- operations -----------------------------------------------------------
+    metrics_token: str = Field("", alias="METRICS_TOKEN")
+    metrics_port: int = Field(0, alias="METRICS_PORT")
+
     # --- web ----------------------------------------------------------------
+    api_url: str = Field("http://127.0.0.1:8000", alias="API_URL")
     app_url: str = Field("http://localhost:3009", alias="APP_URL")
     machines_dir: Path | None = Field(None, alias="MACHINES_DIR")
     install_default_machines: bool = Field(True, alias="INSTALL_DEFAULT_MACHINES")
@@ -125,7 +150,14 @@ class Settings(BaseSettings):
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
 
-    @field_validator("jwt_expires_in", "refresh_token_ttl", "rate_limit_window", mode="before")
+    @field_validator(
+        "jwt_expires_in",
+        "refresh_token_ttl",
+        "rate_limit_window",
+        "storage_url_ttl",
+        "event_retention",
+        mode="before",
+    )
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
@@ -142,6 +174,10 @@ class Settings(BaseSettings):
     @property
     def effective_outbox_dir(self) -> Path:
         return self.outbox_dir or self.var_dir / "outbox"
+
+    @property
+    def effective_media_dir(self) -> Path:
+        return self.media_dir or self.var_dir / "media"
 
     @property
     def is_sqlite(self) -> bool:

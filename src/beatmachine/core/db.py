@@ -1,12 +1,15 @@
-"""Database engine, declarative base and the request's session.
+"""Database engine, declarative base, and the two owners of a transaction.
 
-The session dependency is the single owner of the transaction: it commits when
-the request succeeded and rolls back otherwise. Services only `flush()`.
+A request's transaction is owned by the session dependency; everything that is not a
+request (CLI commands, start-up work, periodic jobs, job handlers) opens one with
+`transaction()`. Both commit and then run the after-commit hooks, or roll back and drop
+them. Services only `flush()`.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -129,14 +132,16 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     session.info.setdefault("after_commit", []).append(callback)
 
 
-async def run_after_commit(session: AsyncSession) -> None:
+async def _run_after_commit(session: AsyncSession) -> None:
     callbacks: list[AfterCommit] = session.info.pop("after_commit", [])
     for callback in callbacks:
         await callback()
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+@asynccontextmanager
+async def _owned_transaction(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
     async with sessionmaker() as session:
         try:
             yield session
@@ -152,7 +157,26 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             session.info.pop("after_commit", None)
             raise
-    await run_after_commit(session)
+    await _run_after_commit(session)
+
+
+def transaction(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AbstractAsyncContextManager[AsyncSession]:
+    """One unit of work outside a request: commit when the block succeeds and then run
+    its after-commit hooks (cache invalidations, events handed on), or roll back and drop
+    them. The one transaction owner of CLI commands, start-up work and jobs.
+
+        async with transaction(state.sessionmaker) as session:
+            await service.do_something(session, ...)
+    """
+    return _owned_transaction(sessionmaker)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with _owned_transaction(sessionmaker) as session:
+        yield session
 
 
 # scope="function": commit before the response is sent, so a client never sees

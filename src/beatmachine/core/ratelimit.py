@@ -44,10 +44,11 @@ class RateLimiter:
     def __init__(self, redis_url: str, prefix: str, *, enabled: bool = True) -> None:
         self.enabled = enabled
         self._storage: Storage
+        self._pool: BlockingConnectionPool | None = None
         if redis_url:
             uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
             # A blocking pool: requests beyond its size wait instead of failing.
-            pool = BlockingConnectionPool.from_url(
+            self._pool = BlockingConnectionPool.from_url(
                 uri.removeprefix("async+"),
                 max_connections=REDIS_MAX_CONNECTIONS,
                 timeout=REDIS_POOL_TIMEOUT,
@@ -56,7 +57,7 @@ class RateLimiter:
                 uri,
                 implementation="redispy",
                 key_prefix=prefix + "rl",
-                connection_pool=pool,  # type: ignore[arg-type]  # limits types options narrowly
+                connection_pool=self._pool,  # type: ignore[arg-type]  # limits types options narrowly
             )
         else:
             self._storage = MemoryStorage()
@@ -88,3 +89,8 @@ class RateLimiter:
 
     async def reset_all(self) -> None:
         await self._storage.reset()
+
+    async def aclose(self) -> None:
+        """Close the Redis connections (nothing to do in memory)."""
+        if self._pool is not None:
+            await self._pool.disconnect()

@@ -17,6 +17,18 @@ from beatmachine.core.metrics import Metrics
 from beatmachine.core.ratelimit import RateLimiter
 from beatmachine.core.security import PasswordHasherService
 
+# A count shown on a profile, computed by the domain that owns it: (session, user id) ->
+# {"patterns_created": 3, ...}. Domains register theirs in their `setup`.
+ProfileCounts = Callable[[AsyncSession, str], Awaitable[dict[str, int]]]
+# Display names of accounts by id, for domains that come before users and so cannot ask
+# it themselves (a machine version names its author).
+NameLookup = Callable[[AsyncSession, set[str]], Awaitable[dict[str, str]]]
+Hook = Callable[[], Awaitable[None]]
+
+
+async def _no_names(_session: AsyncSession, _ids: set[str]) -> dict[str, str]:
+    return {}
+
 
 @dataclass
 class AppState:
@@ -34,8 +46,21 @@ class AppState:
     memo: MemoryCache = field(default_factory=lambda: MemoryCache(max_entries=256))
     # Services that domains attach (e.g. the OAuth verifier), and what closes them.
     extensions: dict[str, Any] = field(default_factory=dict)
-    on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_startup: list[Hook] = field(default_factory=list)
+    on_shutdown: list[Hook] = field(default_factory=list)
+    profile_counts: list[ProfileCounts] = field(default_factory=list)
+    display_names: NameLookup = _no_names
+
+    async def aclose(self) -> None:
+        """Stop background work, then close what the domains attached and every
+        connection. The one shutdown sequence of API and worker processes."""
+        await self.scheduler.stop()
+        for close in reversed(self.on_shutdown):
+            await close()
+        await self.mailer.drain()
+        await self.cache.close()
+        await self.limiter.aclose()
+        await self.engine.dispose()
 
 
 async def get_state(request: Request) -> AppState:

@@ -9,6 +9,7 @@ import anyio
 import anyio.to_thread
 import structlog
 
+from beatmachine.core.db import transaction
 from beatmachine.core.state import AppState
 from beatmachine.machines import service
 from beatmachine.machines.document import MachineDocument
@@ -43,7 +44,7 @@ async def import_folder(state: AppState, folder: Path, *, only_missing: bool) ->
     published = 0
     for path, document in await _read_documents(folder):
         try:
-            async with state.sessionmaker() as session, session.begin():
+            async with transaction(state.sessionmaker) as session:
                 if only_missing and await service.machine_for_flavor(session, document.flavor):
                     continue
                 result = await service.publish(
@@ -55,8 +56,6 @@ async def import_folder(state: AppState, folder: Path, *, only_missing: bool) ->
                     skip_if_unchanged=True,
                 )
             if result.changed:
-                # The session's after-commit hooks ran only for request sessions.
-                await service.invalidate(state.cache, document.id)
                 published += 1
                 log.info("machine_imported", file=path.name, machine_id=document.id)
         except MachineExists:

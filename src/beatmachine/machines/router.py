@@ -34,7 +34,6 @@ from beatmachine.machines.xml import (
     machine_to_xml,
     parse_machine_xml,
 )
-from beatmachine.users import service as users_service
 
 router = APIRouter(prefix="/machines", tags=["machines"])
 
@@ -194,13 +193,11 @@ async def update_machine(
     "/{machine_id}/versions", response_model=Envelope[VersionList], responses=error_responses(404)
 )
 async def list_versions(
-    machine_id: str, session: SessionDep, page: PageDep
+    machine_id: str, session: SessionDep, state: StateDep, page: PageDep
 ) -> Envelope[VersionList]:
     machine = await service.get_machine(session, machine_id)
     versions, pagination = await service.list_versions(session, machine_id, page)
-    authors = await users_service.display_names(
-        session, {v.author_id for v in versions if v.author_id}
-    )
+    authors = await state.display_names(session, {v.author_id for v in versions if v.author_id})
     return ok(
         VersionList(
             versions=[

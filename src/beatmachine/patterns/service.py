@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.core.cache import Cache
-from beatmachine.core.db import after_commit, insert_ignoring_conflict
+from beatmachine.core.db import after_commit, insert_ignoring_conflict, transaction
 from beatmachine.core.errors import RateLimitExceeded
 from beatmachine.core.ids import new_id, utcnow
 from beatmachine.core.pagination import PageParams, Pagination
@@ -455,7 +455,7 @@ async def restore(session: AsyncSession, state: AppState, user: User, pattern_id
 
 async def purge_deleted(state: AppState) -> int:
     """Periodic job: remove patterns deleted more than the restore window ago."""
-    async with state.sessionmaker() as session, session.begin():
+    async with transaction(state.sessionmaker) as session:
         return await repository.purge_deleted(session, utcnow() - RESTORE_WINDOW)
 
 

@@ -33,7 +33,7 @@ async def _me(session: SessionDep, state: StateDep, user: User) -> Me:
         email_verified=user.email_verified_at is not None,
         is_admin=service.is_admin(user, state.settings),
         preferences=Preferences.model_validate(user.preferences),
-        stats=await service.own_stats(session, user),
+        stats=await service.own_stats(session, user, state.profile_counts),
         deletion_scheduled_at=user.deletion_scheduled_at,
         created_at=user.created_at,
         updated_at=user.updated_at,
@@ -69,7 +69,7 @@ async def update_preferences(
     "/{user_id}", response_model=Envelope[PublicProfile], responses=error_responses(401, 404)
 )
 async def get_user(
-    user_id: str, session: SessionDep, viewer: OptionalUser
+    user_id: str, session: SessionDep, state: StateDep, viewer: OptionalUser
 ) -> Envelope[PublicProfile]:
     user = await service.get_user(session, user_id)
     return ok(
@@ -78,7 +78,7 @@ async def get_user(
             display_name=user.display_name,
             avatar=user.avatar,
             bio=user.bio,
-            stats=await service.public_stats(session, user),
+            stats=await service.public_stats(session, user, state.profile_counts),
             # Follows arrive with the social domain; until then nobody follows anybody.
             is_following=False,
             created_at=user.created_at,

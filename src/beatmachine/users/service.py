@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from beatmachine.core.config import Settings
 from beatmachine.core.errors import ValidationFailed
 from beatmachine.core.ids import new_id, utcnow
+from beatmachine.core.state import ProfileCounts
 from beatmachine.machines import service as machines_service
 from beatmachine.users.exceptions import UserNotFound
 from beatmachine.users.models import User, UserPreferences
@@ -112,28 +113,22 @@ async def update_preferences(
     return preferences
 
 
-# Domains that own a profile count register how to compute it (the users domain
-# cannot import them: they import users).
-StatsProvider = Callable[[AsyncSession, str], Awaitable[dict[str, int]]]
-_stats_providers: list[StatsProvider] = []
-
-
-def register_stats_provider(provider: StatsProvider) -> None:
-    if provider not in _stats_providers:
-        _stats_providers.append(provider)
-
-
-async def own_stats(session: AsyncSession, user: User) -> OwnStats:
-    """Counts for the owner's profile, computed from the owning domains' tables; a
-    count whose domain is not installed is zero."""
+async def own_stats(
+    session: AsyncSession, user: User, providers: Sequence[ProfileCounts]
+) -> OwnStats:
+    """Counts for the owner's profile, computed by the domains that own them (each
+    registers its provider in its `setup`); a count whose domain is not installed is 0."""
     counts = {"patterns_created": 0, "patterns_shared": 0, "followers": 0, "following": 0}
-    for provider in _stats_providers:
+    for provider in providers:
         counts.update(await provider(session, user.id))
     return OwnStats(**counts)
 
 
-async def public_stats(session: AsyncSession, user: User) -> PublicStats:
-    own = await own_stats(session, user)
+async def public_stats(
+    session: AsyncSession, user: User, providers: Sequence[ProfileCounts]
+) -> PublicStats:
+    """The counts anyone may see on a profile."""
+    own = await own_stats(session, user, providers)
     return PublicStats(patterns_shared=own.patterns_shared, followers=own.followers)
 
 

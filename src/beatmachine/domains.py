@@ -1,0 +1,21 @@
+"""Every domain's wiring, in the domain order (machines < users < auth < patterns).
+
+API and worker processes both call `setup`; it imports no router, so a worker never
+loads the HTTP layer.
+"""
+
+from __future__ import annotations
+
+from beatmachine.auth import wiring as auth_wiring
+from beatmachine.core.state import AppState
+from beatmachine.machines import wiring as machines_wiring
+from beatmachine.patterns import wiring as patterns_wiring
+from beatmachine.users import wiring as users_wiring
+
+DOMAINS = (machines_wiring, users_wiring, auth_wiring, patterns_wiring)
+
+
+def setup(state: AppState) -> None:
+    """Let each domain attach its jobs, listeners, start-up work and stats."""
+    for domain in DOMAINS:
+        domain.setup(state)

@@ -1,0 +1,47 @@
+"""The shared services of one process (API, worker or CLI), with every domain attached."""
+
+from __future__ import annotations
+
+from beatmachine import domains
+from beatmachine.core.cache import create_cache
+from beatmachine.core.config import Settings
+from beatmachine.core.db import create_engine, create_sessionmaker
+from beatmachine.core.jobs import Scheduler
+from beatmachine.core.mail import Mailer
+from beatmachine.core.metrics import Metrics
+from beatmachine.core.ratelimit import RateLimiter
+from beatmachine.core.security import PasswordHasherService
+from beatmachine.core.state import AppState
+
+
+def build_state(settings: Settings) -> AppState:
+    """Create (without I/O on the network) every shared service of one app instance, with
+    every domain attached (API, worker and CLI processes alike)."""
+    metrics = Metrics()
+    engine = create_engine(
+        settings.effective_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        echo=settings.db_echo,
+    )
+    cache = create_cache(settings.redis_url, settings.redis_key_prefix)
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        cache=cache,
+        limiter=RateLimiter(
+            settings.redis_url, settings.redis_key_prefix, enabled=settings.rate_limit_enabled
+        ),
+        mailer=Mailer(
+            settings.smtp_url, settings.mail_from, settings.effective_outbox_dir, metrics
+        ),
+        metrics=metrics,
+        passwords=PasswordHasherService(
+            time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_cost
+        ),
+        scheduler=Scheduler(cache, metrics),
+        jwt_secret=settings.signing_secret(),
+    )
+    domains.setup(state)
+    return state
