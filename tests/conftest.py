@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from beatmachine.core import migrate
 from beatmachine.core.config import Settings
 from beatmachine.core.state import AppState
 from beatmachine.models import Base
+from tests.processes import processes  # noqa: F401 (a fixture for every test module)
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
@@ -172,14 +173,38 @@ async def _clean(backend: Backend, app_state: AppState) -> None:
 @pytest.fixture
 async def app(settings: Settings, backend: Backend) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
-    # Start-up installs machines; allow for a loaded machine.
-    async with LifespanManager(application, startup_timeout=60, shutdown_timeout=60):
-        try:
+    state: AppState = application.state.services
+    try:
+        # Start-up installs machines; allow for a loaded machine.
+        async with LifespanManager(application, startup_timeout=60, shutdown_timeout=60):
             yield application
-        finally:
-            state: AppState = application.state.services
-            await state.mailer.drain()
-            await _clean(backend, state)
+    finally:
+        # After shutdown: no job or relay still writes while the tables are emptied.
+        await _clean(backend, state)
+        await state.engine.dispose()
+
+
+AppMaker = Callable[..., FastAPI]
+
+
+@pytest.fixture
+async def make_app(backend: Backend, tmp_path: Path) -> AsyncIterator[AppMaker]:
+    """Make apps of one's own (not started) on the test's back ends, with settings
+    overrides; their tables and Redis prefix are emptied afterwards."""
+    made: list[FastAPI] = []
+
+    def make(**overrides: Any) -> FastAPI:
+        application = create_app(make_settings(backend, tmp_path / "var", **overrides))
+        made.append(application)
+        return application
+
+    try:
+        yield make
+    finally:
+        if made:
+            await _clean(backend, made[0].state.services)
+        for application in made:
+            await application.state.services.engine.dispose()
 
 
 @pytest.fixture

@@ -13,9 +13,14 @@ from typing import Any
 
 import httpx
 
+from tests.jobs import settle
+
 _counter = itertools.count(1)
 
 PASSWORD = "correct horse battery"
+ADMIN_EMAIL = "admin@example.com"
+# Settings that make `register_admin`'s account an administrator.
+ADMIN_OVERRIDES: dict[str, Any] = {"ADMIN_EMAILS": ADMIN_EMAIL}
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ async def reset_token(client: httpx.AsyncClient, account: Account) -> str:
     response = await client.post("/api/auth/forgot-password", json={"email": account.email})
     assert response.status_code == 200, response.text
     state = _app_state(client)
-    await state.mailer.drain()
+    await settle(state)
     tokens = _mailed_tokens(state.settings.effective_outbox_dir, account.email, "reset-password")
     assert tokens, f"no reset mail for {account.email}"
     return tokens[-1]
@@ -116,8 +121,15 @@ async def reset_token(client: httpx.AsyncClient, account: Account) -> str:
 async def confirm_email(client: httpx.AsyncClient, account: Account) -> None:
     """Follow the verification link the app mailed to the account (outbox set-up)."""
     state = _app_state(client)
-    await state.mailer.drain()
+    await settle(state)
     tokens = _mailed_tokens(state.settings.effective_outbox_dir, account.email, "verify-email")
     assert tokens, f"no verification mail for {account.email}"
     response = await client.post("/api/auth/verify-email", json={"token": tokens[-1]})
     assert response.status_code == 200, response.text
+
+
+async def register_admin(client: httpx.AsyncClient) -> Account:
+    """An account listed in ADMIN_EMAILS (use with ADMIN_OVERRIDES), its email confirmed."""
+    account = await register(client, email=ADMIN_EMAIL, display_name="Admin")
+    await confirm_email(client, account)
+    return account

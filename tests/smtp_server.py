@@ -53,6 +53,10 @@ class _Collector:
         self._server = server
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+        if self._server.take_hold():
+            # Never answers: the sender is stuck in the middle of this message, like a
+            # worker in the middle of a job, until it is killed.
+            await asyncio.Event().wait()
         content = envelope.content
         raw = content if isinstance(content, bytes) else str(content).encode()
         message = message_from_bytes(raw, policy=policy.default)
@@ -61,7 +65,11 @@ class _Collector:
 
 
 class SmtpServer:
-    def __init__(self) -> None:
+    def __init__(self, *, hold_first: bool = False) -> None:
+        """`hold_first`: never answer the first message (it is not kept); `held` is set
+        once a sender is stuck in it."""
+        self._hold_first = hold_first
+        self.held = threading.Event()
         self.messages: list[EmailMessage] = []
         # (envelope sender, envelope recipients) of each message, in the same order.
         self.envelopes: list[tuple[str, list[str]]] = []
@@ -73,7 +81,13 @@ class SmtpServer:
     def url(self) -> str:
         return f"smtp://{HOST}:{self.port}"
 
-    def start(self) -> None:
+    def start(self, port: int | None = None) -> None:
+        """Serve on `port` (a relay coming back where it was), or on a free one."""
+        if port is not None:
+            controller = Controller(_Collector(self), hostname=HOST, port=port)
+            controller.start()
+            self._controller, self.port = controller, port
+            return
         for _attempt in range(5):
             port = free_port()
             controller = Controller(_Collector(self), hostname=HOST, port=port)
@@ -91,6 +105,18 @@ class SmtpServer:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+    def take_hold(self) -> bool:
+        with self._lock:
+            if self._hold_first and not self.held.is_set():
+                self.held.set()
+                return True
+            return False
+
+    async def wait_until_held(self, within: float = DEFAULT_TIMEOUT) -> None:
+        """Until a sender is stuck in the held message; fails the test after `within`."""
+        if not await asyncio.to_thread(self.held.wait, within):
+            pytest.fail(f"no message reached the SMTP server within {within} s")
 
     def record(self, message: EmailMessage, sender: str, recipients: list[str]) -> None:
         with self._lock:

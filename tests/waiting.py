@@ -10,11 +10,13 @@ import pytest
 DEADLINE_SECONDS = 5.0
 
 
-async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
-    """Wait until `check` holds; fail after `DEADLINE_SECONDS`."""
+async def eventually(
+    check: Callable[[], Awaitable[bool]], within: float = DEADLINE_SECONDS
+) -> None:
+    """Wait until `check` holds; fail after `within` seconds."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE_SECONDS
+    deadline = loop.time() + within
     while not await check():
         if loop.time() > deadline:
-            pytest.fail(f"not within {DEADLINE_SECONDS} s")
+            pytest.fail(f"not within {within} s")
         await asyncio.sleep(0.01)

@@ -48,10 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        for start in state.on_startup:
-            await start()
-        if settings.run_scheduler:
-            state.scheduler.start()
+        await state.start(worker=settings.run_worker, scheduler=settings.run_scheduler)
         try:
             yield
         finally:

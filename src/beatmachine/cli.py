@@ -18,7 +18,7 @@ from beatmachine.instance import build_state
 from beatmachine.machines import service as machines_service
 from beatmachine.machines.xml import MachineXmlError, parse_machine_xml
 from beatmachine.users import service as users_service
-from beatmachine.worker import run_worker
+from beatmachine.worker import run_worker, supervise
 
 app = typer.Typer(help="SalsaNor Beat Machine backend.", no_args_is_help=True)
 console = Console()
@@ -119,10 +119,17 @@ def import_machine(
 
 
 @app.command()
-def worker() -> None:
-    """Run the periodic background jobs (production: the API processes set RUN_SCHEDULER=false)."""
-    configure_logging(get_settings().log_level, json=get_settings().log_json)
-    asyncio.run(run_worker(get_settings()))
+def worker(
+    processes: int = typer.Option(1, "--processes", min=1, max=64, help="Worker processes."),
+) -> None:
+    """Run queued and periodic jobs (production: the API processes set RUN_WORKER=false
+    and RUN_SCHEDULER=false)."""
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    if processes == 1:
+        asyncio.run(run_worker(settings))
+    else:
+        supervise(processes)
 
 
 if __name__ == "__main__":

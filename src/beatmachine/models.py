@@ -2,6 +2,10 @@
 
 from beatmachine.auth.models import AuthSession, OAuthAccount, OneTimeToken, RefreshToken
 from beatmachine.core.db import Base
+from beatmachine.core.events import EventDelivery
+from beatmachine.core.jobs.leases import JobLease
+from beatmachine.core.jobs.models import FailedJob, QueuedJob
+from beatmachine.core.outbox import OutboxMessage
 from beatmachine.machines.models import Machine, MachineVersion
 from beatmachine.patterns.models import (
     Pattern,
@@ -15,13 +19,18 @@ from beatmachine.users.models import User, UserPreferences
 __all__ = [
     "AuthSession",
     "Base",
+    "EventDelivery",
+    "FailedJob",
+    "JobLease",
     "Machine",
     "MachineVersion",
     "OAuthAccount",
     "OneTimeToken",
+    "OutboxMessage",
     "Pattern",
     "PatternLike",
     "PatternVersion",
+    "QueuedJob",
     "RefreshToken",
     "ShareLink",
     "User",

@@ -15,6 +15,7 @@ from beatmachine.core.ids import utcnow
 from beatmachine.core.state import AppState
 from beatmachine.users.models import User
 from tests.factories import Account, assert_error, register, validation_fields
+from tests.jobs import settle
 from tests.smtp_server import (
     MessageFilter,
     SmtpServer,
@@ -45,7 +46,7 @@ async def registered_with_token(
 ) -> tuple[Account, str]:
     """Register an account and return it with the token of its verification mail."""
     account = await register(client, **fields)
-    await state.mailer.drain()
+    await settle(state)
     [mail] = await server.wait_for(verification_mails_to(account.email))
     return account, link_token(mail, VERIFY_LINK)
 
@@ -71,7 +72,7 @@ async def test_register_sends_a_verification_mail(
 ) -> None:
     account = await register(client, display_name="Casino Carla")
 
-    await state.mailer.drain()
+    await settle(state)
     [mail] = await smtp_server.wait_for(verification_mails_to(account.email))
     assert mail["To"] == account.email
     assert mail["From"] == state.settings.mail_from
@@ -148,7 +149,7 @@ async def test_reset_token_does_not_verify_an_email(
 ) -> None:
     account = await register(client)
     await client.post("/api/auth/forgot-password", json={"email": account.email})
-    await state.mailer.drain()
+    await settle(state)
     [mail] = await smtp_server.wait_for(
         lambda m: to_address(account.email)(m) and "reset-password?" in body_text(m)
     )
@@ -181,7 +182,7 @@ async def test_resend_verification_sends_a_new_link(
     body = response.json()
     assert body["success"] is True
     assert set(body["data"]) == {"message"} and body["data"]["message"]
-    await state.mailer.drain()
+    await settle(state)
     mails = await smtp_server.wait_for(verification_mails_to(account.email), count=2)
     second = link_token(mails[-1], VERIFY_LINK)
     assert second != first
@@ -195,7 +196,7 @@ async def test_resend_verification_requires_sign_in(
     response = await client.post("/api/auth/resend-verification")
 
     assert_error(response, 401, "AUTH_REQUIRED")
-    await state.mailer.drain()
+    await settle(state)
     assert smtp_server.received() == []
 
 
@@ -208,7 +209,7 @@ async def test_resend_verification_sends_nothing_once_verified(
     response = await client.post("/api/auth/resend-verification", headers=account.headers)
 
     assert response.status_code == 200
-    await state.mailer.drain()
+    await settle(state)
     assert len(smtp_server.received(verification_mails_to(account.email))) == 1
 
 
@@ -228,7 +229,7 @@ async def test_failed_registration_sends_no_mail(
     )
 
     assert_error(response, 409, "USER_EXISTS")
-    await state.mailer.drain()
+    await settle(state)
     assert len(smtp_server.received(to_address(account.email))) == 1
     tokens = (await db.execute(select(OneTimeToken))).scalars().all()
     assert [t.user_id for t in tokens] == [account.id]

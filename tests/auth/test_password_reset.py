@@ -15,6 +15,7 @@ from beatmachine.core.ids import utcnow
 from beatmachine.core.state import AppState
 from beatmachine.users.models import User
 from tests.factories import Account, assert_error, login, register, unique_email, validation_fields
+from tests.jobs import settle
 from tests.smtp_server import (
     MessageFilter,
     SmtpServer,
@@ -49,7 +50,7 @@ async def request_reset(
     before = len(server.received(reset_mails_to(email)))
     response = await client.post("/api/auth/forgot-password", json={"email": email})
     assert response.status_code == 200, response.text
-    await state.mailer.drain()
+    await settle(state)
     mails = await server.wait_for(reset_mails_to(email), count=before + 1)
     return link_token(mails[-1], RESET_LINK)
 
@@ -86,7 +87,7 @@ async def test_forgot_password_mails_a_reset_link_to_the_account(
 
     assert response.status_code == 200
     assert response.json() == {"success": True, "data": {"message": FORGOT_MESSAGE}}
-    await state.mailer.drain()
+    await settle(state)
     [mail] = await smtp_server.wait_for(reset_mails_to(account.email))
     assert mail["To"] == account.email
     assert mail["From"] == state.settings.mail_from
@@ -104,7 +105,7 @@ async def test_forgot_password_accepts_the_email_in_any_case(
     response = await client.post("/api/auth/forgot-password", json={"email": account.email.upper()})
 
     assert response.status_code == 200
-    await state.mailer.drain()
+    await settle(state)
     assert len(await smtp_server.wait_for(reset_mails_to(account.email))) == 1
 
 
@@ -172,7 +173,7 @@ async def test_forgot_password_answers_the_same_for_an_unknown_email_and_sends_n
 
     assert unknown_response.status_code == known_response.status_code == 200
     assert unknown_response.json() == known_response.json()
-    await state.mailer.drain()
+    await settle(state)
     await smtp_server.wait_for(reset_mails_to(account.email))
     assert smtp_server.received(to_address(unknown)) == []
     assert [recipients for _, recipients in smtp_server.envelopes if unknown in recipients] == []
@@ -188,7 +189,7 @@ async def test_forgot_password_with_an_invalid_email_is_a_validation_error(
     response = await client.post("/api/auth/forgot-password", json={"email": "not-an-email"})
 
     assert validation_fields(response) == {"email"}
-    await state.mailer.drain()
+    await settle(state)
     assert smtp_server.received(with_subject(RESET_SUBJECT)) == []
     assert (await db.execute(select(OneTimeToken))).scalars().all() == []
 
@@ -322,6 +323,6 @@ async def test_reset_link_is_not_sent_for_an_account_being_deleted(
 
     assert response.status_code == 200
     assert response.json()["data"] == {"message": FORGOT_MESSAGE}
-    await state.mailer.drain()
+    await settle(state)
     assert smtp_server.received(reset_mails_to(account.email)) == []
     assert await reset_tokens(db, account.id) == []

@@ -11,18 +11,25 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from beatmachine.core.jobs.models import FailedJob
 from beatmachine.core.mail import Mailer
 from beatmachine.core.metrics import Metrics
 from beatmachine.core.state import AppState
 from tests.factories import login, register
+from tests.jobs import settle
 from tests.smtp_server import (
     SmtpServer,
     body_text,
     closed_smtp_url,
+    free_port,
     link_token,
     smtp_server_fixture,  # noqa: F401  (the smtp_server fixture)
+    with_subject,
 )
+from tests.waiting import eventually
 
 SENDER = "Beat Machine <no-reply@salsanor.no>"
 RESET_SUBJECT = "Reset your Beat Machine password"
@@ -101,28 +108,14 @@ async def test_mailer_keeps_a_long_link_whole(smtp_server: SmtpServer, tmp_path:
     assert link_token(mail, "https://beats.example.org/reset-password") == token
 
 
-async def test_mailer_send_later_finishes_by_drain(smtp_server: SmtpServer, tmp_path: Path) -> None:
-    metrics = Metrics()
-    mailer = Mailer(smtp_server.url, SENDER, tmp_path, metrics)
-
-    for number in range(3):
-        mailer.send_later(mailer.compose(f"dancer{number}@example.com", "Hi", "Hello.\n"))
-    await mailer.drain()
-
-    assert sent_count(metrics, "smtp", "sent") == 3
-    received = await smtp_server.wait_for(count=3)
-    assert sorted(str(m["To"]) for m in received) == [
-        "dancer0@example.com",
-        "dancer1@example.com",
-        "dancer2@example.com",
-    ]
-
-
-async def test_mailer_counts_a_failure_when_smtp_is_unreachable(tmp_path: Path) -> None:
+async def test_mailer_raises_and_counts_a_failure_when_smtp_is_unreachable(
+    tmp_path: Path,
+) -> None:
     metrics = Metrics()
     mailer = Mailer(closed_smtp_url(), SENDER, tmp_path / "outbox", metrics)
 
-    await mailer.send(mailer.compose("ana@example.com", "Lost", "Nobody will read this.\n"))
+    with pytest.raises(OSError):
+        await mailer.send(mailer.compose("ana@example.com", "Lost", "Nobody will read this.\n"))
 
     assert sent_count(metrics, "smtp", "failed") == 1
     assert sent_count(metrics, "smtp", "sent") == 0
@@ -155,7 +148,7 @@ async def test_reset_mail_lands_in_the_outbox_without_smtp(
     response = await client.post("/api/auth/forgot-password", json={"email": account.email})
 
     assert response.status_code == 200
-    await state.mailer.drain()
+    await settle(state)
     [mail] = [m for m in outbox_messages(outbox) if m["Subject"] == RESET_SUBJECT]
     assert mail["To"] == account.email
     assert mail["From"] == state.settings.mail_from
@@ -172,7 +165,7 @@ async def test_registration_mail_lands_in_the_outbox_without_smtp(
 ) -> None:
     account = await register(client)
 
-    await state.mailer.drain()
+    await settle(state)
 
     [mail] = outbox_messages(outbox)
     assert mail["To"] == account.email
@@ -189,7 +182,7 @@ async def test_mail_links_point_at_the_app_url(
 
     await client.post("/api/auth/forgot-password", json={"email": account.email})
 
-    await state.mailer.drain()
+    await settle(state)
     [mail] = [m for m in outbox_messages(outbox) if m["Subject"] == RESET_SUBJECT]
     assert link_token(mail, "https://beats.example.org/reset-password")
 
@@ -198,9 +191,15 @@ async def test_mail_links_point_at_the_app_url(
 
 
 class TestWhenSmtpIsDown:
+    """Each mail is tried `JOB_RETRIES` times, then kept as a failed job."""
+
     @pytest.fixture
     def settings_overrides(self) -> dict[str, Any]:
-        return {"SMTP_URL": closed_smtp_url()}
+        return {
+            "SMTP_URL": closed_smtp_url(),
+            "JOB_RETRIES": 2,
+            "JOB_RETRY_BASE_DELAY": 0.01,
+        }
 
     async def test_forgot_password_still_answers_200(
         self, client: httpx.AsyncClient, state: AppState
@@ -208,7 +207,7 @@ class TestWhenSmtpIsDown:
         account = await register(client)
 
         response = await client.post("/api/auth/forgot-password", json={"email": account.email})
-        await state.mailer.drain()
+        await settle(state)
 
         assert response.status_code == 200
         assert response.json() == {"success": True, "data": {"message": FORGOT_MESSAGE}}
@@ -217,30 +216,89 @@ class TestWhenSmtpIsDown:
         self, client: httpx.AsyncClient, state: AppState
     ) -> None:
         account = await register(client)
-        await state.mailer.drain()
+        await settle(state)
 
         me = await client.get("/api/users/me", headers=account.headers)
         assert me.status_code == 200
         assert me.json()["data"]["email"] == account.email
 
-    async def test_failed_mail_is_counted_in_metrics(
+    async def test_every_attempt_is_counted_as_failed_in_metrics(
         self, client: httpx.AsyncClient, state: AppState
     ) -> None:
         account = await register(client)
-        await state.mailer.drain()
+        await settle(state)
         failed_before = await scraped_mail_count(client, "smtp", "failed")
 
         await client.post("/api/auth/forgot-password", json={"email": account.email})
-        await state.mailer.drain()
+        await settle(state)
 
-        assert await scraped_mail_count(client, "smtp", "failed") == failed_before + 1
+        assert await scraped_mail_count(client, "smtp", "failed") == failed_before + 2
         assert await scraped_mail_count(client, "smtp", "sent") == 0
+
+    async def test_mail_that_never_got_through_is_kept_as_a_failed_job(
+        self, client: httpx.AsyncClient, state: AppState, db: AsyncSession
+    ) -> None:
+        await register(client)
+        await settle(state)
+
+        [failed] = (await db.execute(select(FailedJob))).scalars().all()
+        assert failed.task_name == "mail.send"
+        assert failed.status == "failed"
+        assert failed.attempts == 2
+        assert failed.error.startswith(("ConnectionRefusedError", "SMTPConnectError", "OSError"))
 
     async def test_mail_is_not_written_to_the_outbox_instead(
         self, client: httpx.AsyncClient, state: AppState, outbox: Path
     ) -> None:
         account = await register(client)
         await client.post("/api/auth/forgot-password", json={"email": account.email})
-        await state.mailer.drain()
+        await settle(state)
 
         assert outbox_messages(outbox) == []
+
+
+class TestWhenSmtpComesBack:
+    """A relay that is down delays mail; it does not lose it."""
+
+    @pytest.fixture
+    def smtp_port(self) -> int:
+        return free_port()
+
+    @pytest.fixture
+    def settings_overrides(self, smtp_port: int) -> dict[str, Any]:
+        return {
+            "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+            "JOB_RETRIES": 100,
+            "JOB_RETRY_BASE_DELAY": 0.05,
+            "JOB_RETRY_MAX_DELAY": 0.2,
+        }
+
+    async def test_reset_mail_is_retried_and_arrives_once_the_server_is_back(
+        self, client: httpx.AsyncClient, state: AppState, smtp_port: int
+    ) -> None:
+        account = await register(client)
+        await eventually(lambda: _failed_at_least(state, 1))  # the verification mail
+        server = SmtpServer()
+
+        response = await client.post("/api/auth/forgot-password", json={"email": account.email})
+        assert response.status_code == 200
+        failures = sent_count(state.metrics, "smtp", "failed")
+        await eventually(lambda: _failed_at_least(state, failures + 2))
+        server.start(port=smtp_port)
+        try:
+            [mail] = await server.wait_for(with_subject(RESET_SUBJECT), within=10)
+            await settle(state)
+        finally:
+            server.stop()
+
+        assert mail["To"] == account.email
+        token = link_token(mail, "http://localhost:3009/reset-password")
+        reset = await client.post(
+            "/api/auth/reset-password", json={"token": token, "newPassword": "fresh password 1"}
+        )
+        assert reset.status_code == 200
+        assert len(server.received(with_subject(RESET_SUBJECT))) == 1
+
+
+async def _failed_at_least(state: AppState, count: float) -> bool:
+    return sent_count(state.metrics, "smtp", "failed") >= count

@@ -13,15 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.machines.models import Machine, MachineVersion
-from tests.factories import Account, confirm_email, register
+from tests.factories import Account
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The front end's machine files live beside the project, never inside it.
 MACHINES_DATA = REPO_ROOT.parent / "shared" / "data" / "machines"
 REQUIRE_SERVICES = os.environ.get("BM_REQUIRE_SERVICES", "") == "1"
 
-ADMIN_EMAIL = "admin@example.com"
-ADMIN_OVERRIDES: dict[str, Any] = {"ADMIN_EMAILS": ADMIN_EMAIL}
 XML_HEADERS = {"Content-Type": "application/xml"}
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
@@ -144,13 +142,6 @@ def machine_body(machine_id: str = "bachata", **changes: Any) -> dict[str, Any]:
     }
     values.update(changes)
     return {key: value for key, value in values.items() if value is not ...}
-
-
-async def register_admin(client: httpx.AsyncClient) -> Account:
-    """An account listed in ADMIN_EMAILS (use with ADMIN_OVERRIDES), its email confirmed."""
-    account = await register(client, email=ADMIN_EMAIL, display_name="Admin")
-    await confirm_email(client, account)
-    return account
 
 
 async def import_xml(

@@ -12,9 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.machines.models import MachineVersion
 from beatmachine.machines.xml import MAX_XML_BYTES
-from tests.factories import Account, assert_error, register, validation_fields
-from tests.machines.helpers import (
+from tests.factories import (
     ADMIN_OVERRIDES,
+    Account,
+    assert_error,
+    register,
+    register_admin,
+    validation_fields,
+)
+from tests.machines.helpers import (
     BILLION_LAUGHS,
     XXE,
     import_real,
@@ -25,7 +31,6 @@ from tests.machines.helpers import (
     machine_xml,
     program_xml,
     real_machine_xml,
-    register_admin,
     stored_machine_ids,
     stored_versions,
 )

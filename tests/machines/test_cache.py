@@ -15,13 +15,8 @@ from beatmachine.core.config import Settings
 from beatmachine.core.state import AppState
 from beatmachine.machines import service
 from tests.conftest import Backend
-from tests.factories import Account
-from tests.machines.helpers import (
-    ADMIN_OVERRIDES,
-    import_real,
-    instrument_body,
-    register_admin,
-)
+from tests.factories import ADMIN_OVERRIDES, Account, register_admin
+from tests.machines.helpers import import_real, instrument_body
 from tests.waiting import eventually
 
 

@@ -10,14 +10,14 @@ import httpx
 import pytest
 
 from beatmachine.machines.xml import parse_machine_xml
-from tests.factories import Account, assert_error, validation_fields
-from tests.machines.helpers import (
+from tests.factories import (
     ADMIN_OVERRIDES,
-    import_real,
-    import_xml,
-    real_machine_xml,
+    Account,
+    assert_error,
     register_admin,
+    validation_fields,
 )
+from tests.machines.helpers import import_real, import_xml, real_machine_xml
 
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 INSTRUMENT_FIELDS = {

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.factories import Account, assert_error, register
-from tests.machines.helpers import ADMIN_EMAIL, instrument_body, register_admin
+from tests.factories import ADMIN_EMAIL, Account, assert_error, register, register_admin
+from tests.machines.helpers import instrument_body
 from tests.patterns.helpers import (
     PATTERN_OVERRIDES,
     create_pattern,

@@ -10,7 +10,7 @@ PURGE_EVERY_SECONDS = 3600
 
 
 def periodic_jobs(state: AppState) -> list[PeriodicJob]:
-    async def purge() -> int:
+    async def purge(_period: int) -> int:
         return await service.purge_deleted_accounts(state)
 
     return [PeriodicJob("purge-deleted-accounts", PURGE_EVERY_SECONDS, purge)]

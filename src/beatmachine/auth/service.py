@@ -25,7 +25,7 @@ from beatmachine.auth.models import AuthSession, OAuthAccount, OneTimeToken, Ref
 from beatmachine.auth.oauth import ProviderIdentity
 
 __all__ = ["Authenticated", "Client", "IssuedTokens", "ProviderIdentity"]
-from beatmachine.core.db import after_commit, release_connection, transaction
+from beatmachine.core.db import release_connection, transaction
 from beatmachine.core.errors import AuthRequired, RateLimitExceeded, ValidationFailed
 from beatmachine.core.ids import new_id, utcnow
 from beatmachine.core.security import (
@@ -138,6 +138,8 @@ async def authenticate(session: AsyncSession, state: AppState, token: str) -> Au
         raise TokenRevoked()
     if user.deletion_scheduled_at is not None:
         raise TokenRevoked()
+    if now.date() != auth_session.last_used_at.date():
+        users_service.mark_active(session, user.id, now)
     if now - auth_session.last_used_at > LAST_USED_RESOLUTION:
         auth_session.last_used_at = now
     return Authenticated(user=user, session=auth_session)
@@ -167,6 +169,8 @@ async def refresh(
         )
         log.warning("refresh_token_reuse", session_id=auth_session.id, user_id=auth_session.user_id)
         raise RefreshTokenReused()
+    if now.date() != auth_session.last_used_at.date():
+        users_service.mark_active(session, auth_session.user_id, now)
     auth_session.last_used_at = now
     auth_session.ip = client.ip[:64]
     new_refresh = await _issue_refresh_token(session, auth_session.id)
@@ -223,9 +227,11 @@ async def register(
                 email=email,
                 display_name=display_name,
                 password_hash=password_hash,
+                method="password",
             )
     except IntegrityError as exc:  # a concurrent registration took the email first
         raise UserExists() from exc
+    users_service.mark_active(session, user.id, user.created_at)
     tokens = await start_session(session, state, user, client)
     await send_verification_email(session, state, user)
     return user, tokens
@@ -297,6 +303,7 @@ async def login(
         await users_service.cancel_deletion(session, user)
         log.info("account_deletion_cancelled", user_id=user.id)
     user.last_login_at = utcnow()
+    users_service.mark_active(session, user.id, user.last_login_at)
     tokens = await start_session(session, state, user, client)
     return user, tokens
 
@@ -323,15 +330,8 @@ async def _new_one_time_token(
     return raw
 
 
-def _mail_after_commit(
-    session: AsyncSession, state: AppState, to: str, subject: str, text: str
-) -> None:
-    message = state.mailer.compose(to, subject, text)
-
-    async def send() -> None:
-        state.mailer.send_later(message)
-
-    after_commit(session, send)
+def _mail(session: AsyncSession, state: AppState, to: str, subject: str, text: str) -> None:
+    state.mailer.queue(session, state.mailer.compose(to, subject, text))
 
 
 def _app_link(state: AppState, path: str, token: str) -> str:
@@ -346,7 +346,7 @@ async def forgot_password(session: AsyncSession, state: AppState, email: str) ->
         return
     raw = await _new_one_time_token(session, user, RESET_PURPOSE, state.settings.password_reset_ttl)
     minutes = state.settings.password_reset_ttl // 60
-    _mail_after_commit(
+    _mail(
         session,
         state,
         user.email,
@@ -388,7 +388,7 @@ async def send_verification_email(session: AsyncSession, state: AppState, user: 
     raw = await _new_one_time_token(
         session, user, VERIFY_PURPOSE, state.settings.email_verification_ttl
     )
-    _mail_after_commit(
+    _mail(
         session,
         state,
         user.email,
@@ -426,6 +426,7 @@ async def oauth_sign_in(
     if user.deletion_scheduled_at is not None:
         await users_service.cancel_deletion(session, user)
     user.last_login_at = utcnow()
+    users_service.mark_active(session, user.id, user.last_login_at)
     tokens = await start_session(session, state, user, client)
     return user, tokens, created
 
@@ -471,6 +472,7 @@ async def _account_for_identity(
                         email=identity.email,
                         display_name=(identity.name or identity.email.split("@")[0])[:100],
                         password_hash=None,
+                        method=identity.provider,
                         email_verified=identity.email_verified,
                     )
                 elif user.email_verified_at is None:

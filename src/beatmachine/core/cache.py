@@ -23,6 +23,10 @@ SUBSCRIBER_NAME = "beatmachine-generations"
 class Cache(Protocol):
     async def get(self, key: str) -> bytes | None: ...
     async def set(self, key: str, value: bytes, ttl: int | None = None) -> None: ...
+    async def set_if_absent(self, key: str, value: bytes, ttl: int) -> bool:
+        """Set `key` only if it does not exist, in one atomic step; True when it was set."""
+        ...
+
     async def delete(self, *keys: str) -> None: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
@@ -54,6 +58,13 @@ class MemoryCache:
         if len(self._data) >= self._max_entries:
             self._evict()
         self._data[key] = (value, time.monotonic() + ttl if ttl else None)
+
+    async def set_if_absent(self, key: str, value: bytes, ttl: int) -> bool:
+        # Neither call suspends, so nothing runs between the check and the set.
+        if await self.get(key) is not None:
+            return False
+        await self.set(key, value, ttl=ttl)
+        return True
 
     async def delete(self, *keys: str) -> None:
         for key in keys:
@@ -94,6 +105,9 @@ class RedisCache:
 
     async def set(self, key: str, value: bytes, ttl: int | None = None) -> None:
         await self._redis.set(self._prefix + key, value, ex=ttl)
+
+    async def set_if_absent(self, key: str, value: bytes, ttl: int) -> bool:
+        return bool(await self._redis.set(self._prefix + key, value, ex=ttl, nx=True))
 
     async def delete(self, *keys: str) -> None:
         if keys:

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES")
     sentry_dsn: str = Field("", alias="SENTRY_DSN")
     run_scheduler: bool = Field(True, alias="RUN_SCHEDULER")
+    run_worker: bool = Field(True, alias="RUN_WORKER")
 
     # --- database -----------------------------------------------------------
     database_url: str = Field("", alias="DATABASE_URL")

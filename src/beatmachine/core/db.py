@@ -8,10 +8,11 @@ them. Services only `flush()`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, String, TypeDecorator, event
@@ -171,6 +172,22 @@ def transaction(
             await service.do_something(session, ...)
     """
     return _owned_transaction(sessionmaker)
+
+
+T = TypeVar("T")
+
+
+async def shielded(work: Coroutine[Any, Any, T]) -> T:
+    """Run a unit of database work to its end even if the caller is cancelled meanwhile
+    (background loops being stopped): a driver call cut off half-way can leave its
+    connection, and on SQLite the write lock, held."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        # It goes on; retrieve its outcome so that a failure is not reported as lost.
+        task.add_done_callback(lambda done: None if done.cancelled() else done.exception())
+        raise
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

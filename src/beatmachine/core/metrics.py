@@ -42,7 +42,30 @@ class Metrics:
             registry=self.registry,
         )
         self.jobs = Counter(
-            "jobs_total", "Background jobs run.", ["job", "outcome"], registry=self.registry
+            "jobs_total",
+            "Background job runs by outcome (ok, retried, failed).",
+            ["job", "outcome"],
+            registry=self.registry,
+        )
+        self.job_duration = Histogram(
+            "job_duration_seconds",
+            "How long a background job ran.",
+            ["job"],
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120),
+            registry=self.registry,
+        )
+        self.job_latency = Histogram(
+            "job_start_latency_seconds",
+            "From a job being queued (or due, when delayed) to a worker starting it.",
+            ["job"],
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120),
+            registry=self.registry,
+        )
+        self.outbox_relayed = Counter(
+            "outbox_relayed_total",
+            "Events and jobs handed from the outbox to the job queue.",
+            ["kind"],
+            registry=self.registry,
         )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:

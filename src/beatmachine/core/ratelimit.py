@@ -3,6 +3,7 @@ process shares one count, in-process memory otherwise."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -91,6 +92,9 @@ class RateLimiter:
         await self._storage.reset()
 
     async def aclose(self) -> None:
-        """Close the Redis connections (nothing to do in memory)."""
+        """Close the Redis connections, or stop the in-memory storage's expiry timer."""
         if self._pool is not None:
             await self._pool.disconnect()
+        timer = getattr(self._storage, "timer", None)
+        if isinstance(timer, asyncio.Task) and not timer.done():
+            timer.cancel()

@@ -11,9 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from beatmachine.core.cache import Cache, MemoryCache
 from beatmachine.core.config import Settings
-from beatmachine.core.jobs import Scheduler
+from beatmachine.core.events import EventBus
+from beatmachine.core.jobs import JobQueue, Scheduler
 from beatmachine.core.mail import Mailer
 from beatmachine.core.metrics import Metrics
+from beatmachine.core.outbox import Relay
 from beatmachine.core.ratelimit import RateLimiter
 from beatmachine.core.security import PasswordHasherService
 
@@ -40,7 +42,10 @@ class AppState:
     mailer: Mailer
     metrics: Metrics
     passwords: PasswordHasherService
+    jobs: JobQueue
+    relay: Relay
     scheduler: Scheduler
+    events: EventBus
     jwt_secret: str
     # Per-process memo for entries whose key names their content (never stale).
     memo: MemoryCache = field(default_factory=lambda: MemoryCache(max_entries=256))
@@ -51,13 +56,28 @@ class AppState:
     profile_counts: list[ProfileCounts] = field(default_factory=list)
     display_names: NameLookup = _no_names
 
+    async def start(self, *, worker: bool, scheduler: bool) -> None:
+        """Run the domains' start-up work, then the background work of this process: the
+        outbox relay always, a job worker and the periodic jobs when asked."""
+        for start in self.on_startup:
+            await start()
+        await self.jobs.start()
+        self.relay.start()
+        if worker:
+            self.jobs.start_worker()
+        if scheduler:
+            self.scheduler.start()
+
     async def aclose(self) -> None:
-        """Stop background work, then close what the domains attached and every
-        connection. The one shutdown sequence of API and worker processes."""
+        """Stop background work (running jobs get a grace period; what is left runs again
+        elsewhere), then close what the domains attached and every connection. The one
+        shutdown sequence of API, worker and CLI processes."""
         await self.scheduler.stop()
+        await self.jobs.stop_worker()
+        await self.relay.stop()
+        await self.jobs.aclose()
         for close in reversed(self.on_shutdown):
             await close()
-        await self.mailer.drain()
         await self.cache.close()
         await self.limiter.aclose()
         await self.engine.dispose()

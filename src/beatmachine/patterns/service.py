@@ -10,9 +10,11 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from pydantic.alias_generators import to_camel
 from sqlalchemy import delete, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from beatmachine.core import events
 from beatmachine.core.cache import Cache
 from beatmachine.core.db import after_commit, insert_ignoring_conflict, transaction
 from beatmachine.core.errors import RateLimitExceeded
@@ -21,6 +23,16 @@ from beatmachine.core.pagination import PageParams, Pagination
 from beatmachine.core.state import AppState
 from beatmachine.machines import service as machines_service
 from beatmachine.patterns import repository
+from beatmachine.patterns.events import (
+    PatternCreated,
+    PatternDeleted,
+    PatternForked,
+    PatternLiked,
+    PatternPlayed,
+    PatternRestored,
+    PatternUnliked,
+    PatternUpdated,
+)
 from beatmachine.patterns.exceptions import NotPatternOwner, PatternNotFound, RestoreWindowOver
 from beatmachine.patterns.models import Pattern, PatternLike, PatternVersion
 from beatmachine.patterns.schemas import Configuration, PatternCreate, PatternUpdate, SortOrder
@@ -373,7 +385,45 @@ async def create(
     session.add(pattern)
     await session.flush()
     changed(session, state.cache, pattern)
+    events.record(
+        session,
+        PatternCreated(
+            pattern_id=pattern.id,
+            owner_id=user.id,
+            title=pattern.title,
+            flavor=pattern.flavor,
+            bpm=pattern.bpm,
+            key_note=pattern.key_note,
+            is_public=pattern.is_public,
+            instruments=instrument_ids(pattern),
+            original_id=original_id,
+        ),
+    )
     return pattern
+
+
+def instrument_ids(pattern: Pattern) -> list[str]:
+    """The instruments a pattern switches on."""
+    return [i["id"] for i in pattern.configuration["instruments"] if i.get("enabled", True)]
+
+
+def record_updated(session: AsyncSession, pattern: Pattern, changed_fields: list[str]) -> None:
+    """Record that `pattern` changed (an edit or a restored version)."""
+    events.record(
+        session,
+        PatternUpdated(
+            pattern_id=pattern.id,
+            owner_id=pattern.user_id,
+            version=pattern.version,
+            changed=sorted(changed_fields),
+            title=pattern.title,
+            flavor=pattern.flavor,
+            bpm=pattern.bpm,
+            key_note=pattern.key_note,
+            is_public=pattern.is_public,
+            instruments=instrument_ids(pattern),
+        ),
+    )
 
 
 async def update(
@@ -401,6 +451,7 @@ async def update(
     pattern.updated_at = utcnow()
     await session.flush()
     changed(session, state.cache, pattern, retire_searches=True, previous_flavor=old_flavor)
+    record_updated(session, pattern, [to_camel(field) for field in fields])
     return pattern
 
 
@@ -425,6 +476,7 @@ async def soft_delete(session: AsyncSession, state: AppState, user: User, patter
     pattern.deleted_at = utcnow()
     await session.flush()
     changed(session, state.cache, pattern, retire_searches=True)
+    events.record(session, PatternDeleted(pattern_id=pattern.id, owner_id=pattern.user_id))
 
 
 async def list_deleted(session: AsyncSession, user: User) -> list[tuple[Pattern, User]]:
@@ -450,6 +502,12 @@ async def restore(session: AsyncSession, state: AppState, user: User, pattern_id
     pattern.deleted_at = None
     await session.flush()
     changed(session, state.cache, pattern)
+    events.record(
+        session,
+        PatternRestored(
+            pattern_id=pattern.id, owner_id=pattern.user_id, is_public=pattern.is_public
+        ),
+    )
     return pattern
 
 
@@ -473,6 +531,10 @@ async def like(session: AsyncSession, state: AppState, user: User, pattern_id: s
     )
     changed(session, state.cache, pattern, counts=False)
     if added:
+        events.record(
+            session,
+            PatternLiked(pattern_id=pattern.id, owner_id=pattern.user_id, user_id=user.id),
+        )
         return await repository.bump(session, pattern.id, "likes_count", 1) or 0
     return await repository.counter(session, pattern.id, "likes_count")
 
@@ -486,6 +548,10 @@ async def unlike(session: AsyncSession, state: AppState, user: User, pattern_id:
     )
     changed(session, state.cache, pattern, counts=False)
     if getattr(result, "rowcount", 0) == 1:
+        events.record(
+            session,
+            PatternUnliked(pattern_id=pattern.id, owner_id=pattern.user_id, user_id=user.id),
+        )
         return await repository.bump(session, pattern.id, "likes_count", -1) or 0
     return await repository.counter(session, pattern.id, "likes_count")
 
@@ -495,6 +561,14 @@ async def play(session: AsyncSession, state: AppState, viewer: User | None, patt
     pattern = await get_visible(session, pattern_id, viewer)
     count = await repository.bump(session, pattern.id, "plays_count", 1)
     changed(session, state.cache, pattern, counts=False)
+    events.record(
+        session,
+        PatternPlayed(
+            pattern_id=pattern.id,
+            owner_id=pattern.user_id,
+            player_id=viewer.id if viewer is not None else None,
+        ),
+    )
     return count or 0
 
 
@@ -512,6 +586,12 @@ async def fork(session: AsyncSession, state: AppState, user: User, pattern_id: s
     copy = await create(session, state, user, body, original_id=original.id)
     await repository.bump(session, original.id, "forks_count", 1)
     changed(session, state.cache, original, counts=False)
+    events.record(
+        session,
+        PatternForked(
+            pattern_id=original.id, owner_id=original.user_id, fork_id=copy.id, user_id=user.id
+        ),
+    )
     return copy
 
 

@@ -88,14 +88,18 @@ async def restore_version(
     against = await service.validate_configuration(
         session, old.state["flavor"], Configuration.model_validate(old.state["configuration"])
     )
+    before = service.snapshot(pattern)
     await service.record_version(session, pattern, user)
-    previous_flavor = pattern.flavor
     service.apply_snapshot(pattern, old.state)
     pattern.machine_id, pattern.machine_version = against.machine_id, against.version
     pattern.updated_at = utcnow()
     await session.flush()
     service.changed(
-        session, state.cache, pattern, retire_searches=True, previous_flavor=previous_flavor
+        session, state.cache, pattern, retire_searches=True, previous_flavor=before["flavor"]
+    )
+    after = service.snapshot(pattern)
+    service.record_updated(
+        session, pattern, [name for name in after if after[name] != before[name]]
     )
     return pattern
 

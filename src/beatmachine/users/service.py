@@ -8,11 +8,13 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from beatmachine.core import events
 from beatmachine.core.config import Settings
 from beatmachine.core.errors import ValidationFailed
 from beatmachine.core.ids import new_id, utcnow
 from beatmachine.core.state import ProfileCounts
 from beatmachine.machines import service as machines_service
+from beatmachine.users.events import UserActive, UserRegistered
 from beatmachine.users.exceptions import UserNotFound
 from beatmachine.users.models import User, UserPreferences
 from beatmachine.users.schemas import (
@@ -46,9 +48,11 @@ async def create_user(
     email: str,
     display_name: str,
     password_hash: str | None,
+    method: str,
     email_verified: bool = False,
 ) -> User:
-    """Create an account with default preferences. The caller checks the email is free."""
+    """Create an account with default preferences (`method`: `password` or the OAuth
+    provider). The caller checks the email is free."""
     email = normalise_email(email)
     now = utcnow()
     user = User(
@@ -64,7 +68,13 @@ async def create_user(
     user.preferences = UserPreferences(user_id=user.id)
     session.add(user)
     await session.flush()
+    events.record(session, UserRegistered(user_id=user.id, method=method))
     return user
+
+
+def mark_active(session: AsyncSession, user_id: str, when: datetime) -> None:
+    """Record that the account was used on `when`'s day (UTC)."""
+    events.record(session, UserActive(user_id=user_id, day=when.date()))
 
 
 def is_admin(user: User, settings: Settings) -> bool:
