@@ -27,6 +27,8 @@ from beatmachine.core.middleware import (
 )
 from beatmachine.core.responses import JSONResponse
 from beatmachine.core.state import AppState
+from beatmachine.core.storage import LocalStorage
+from beatmachine.core.storage.routes import media_router
 from beatmachine.instance import build_state
 
 EXPOSED_HEADERS = [
@@ -68,6 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = state.sessionmaker
     install_error_handlers(app)
     app.include_router(api.router)
+    if isinstance(state.storage, LocalStorage):
+        # Local files are served by the API itself; S3 clients fetch from the bucket.
+        app.include_router(media_router(state.storage))
     _add_operations_routes(app, state)
 
     # Added innermost first: the last one wraps all the others.
@@ -113,6 +118,11 @@ def _add_operations_routes(app: FastAPI, state: AppState) -> None:
             checks["redis"] = "ok" if state.settings.redis_url else "in-process"
         except Exception as exc:
             checks["redis"] = f"unreachable: {type(exc).__name__}"
+        try:
+            await state.storage.ping()
+            checks["storage"] = "ok"
+        except Exception as exc:
+            checks["storage"] = f"unreachable: {type(exc).__name__}"
         if all(value in ("ok", "in-process") for value in checks.values()):
             return JSONResponse({"success": True, "data": {"status": "ready", "checks": checks}})
         return error_response(ServiceUnavailable("Not ready.", details={"checks": checks}))

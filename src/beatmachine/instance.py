@@ -15,6 +15,7 @@ from beatmachine.core.metrics import Metrics
 from beatmachine.core.ratelimit import RateLimiter
 from beatmachine.core.security import PasswordHasherService
 from beatmachine.core.state import AppState
+from beatmachine.core.storage import create_storage
 
 
 def build_state(settings: Settings) -> AppState:
@@ -55,6 +56,7 @@ def build_state(settings: Settings) -> AppState:
         events=EventBus(
             sessionmaker, jobs, relay, scheduler, retention_seconds=settings.event_retention
         ),
+        storage=create_storage(settings),
         jwt_secret=settings.signing_secret(),
     )
     domains.setup(state)

@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.core.apps import serve, standalone_settings
 from tests.factories import assert_error
+from tests.smtp_server import free_port
 
 UNREACHABLE_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:1/x"
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
@@ -49,6 +50,26 @@ async def test_readyz_is_unavailable_when_redis_is_unreachable(tmp_path: Path) -
     error = assert_error(response, 503, "SERVICE_UNAVAILABLE")
     checks = error["details"]["checks"]
     assert checks["redis"].startswith("unreachable")
+    assert checks["database"] == "ok"
+
+
+async def test_readyz_is_unavailable_when_the_object_store_is_unreachable(
+    tmp_path: Path,
+) -> None:
+    settings = standalone_settings(
+        tmp_path,
+        STORAGE_BACKEND="s3",
+        AWS_S3_BUCKET="beatmachine-media",
+        AWS_S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",
+        AWS_ACCESS_KEY_ID="key",
+        AWS_SECRET_ACCESS_KEY="secret",
+        STORAGE_TIMEOUT=1,
+    )
+    async with serve(settings) as client:
+        response = await client.get("/readyz")
+    error = assert_error(response, 503, "SERVICE_UNAVAILABLE")
+    checks = error["details"]["checks"]
+    assert checks["storage"].startswith("unreachable")
     assert checks["database"] == "ok"
 
 

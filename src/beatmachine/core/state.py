@@ -18,6 +18,7 @@ from beatmachine.core.metrics import Metrics
 from beatmachine.core.outbox import Relay
 from beatmachine.core.ratelimit import RateLimiter
 from beatmachine.core.security import PasswordHasherService
+from beatmachine.core.storage import Storage
 
 # A count shown on a profile, computed by the domain that owns it: (session, user id) ->
 # {"patterns_created": 3, ...}. Domains register theirs in their `setup`.
@@ -46,6 +47,7 @@ class AppState:
     relay: Relay
     scheduler: Scheduler
     events: EventBus
+    storage: Storage
     jwt_secret: str
     # Per-process memo for entries whose key names their content (never stale).
     memo: MemoryCache = field(default_factory=lambda: MemoryCache(max_entries=256))
@@ -78,6 +80,7 @@ class AppState:
         await self.jobs.aclose()
         for close in reversed(self.on_shutdown):
             await close()
+        await self.storage.aclose()
         await self.cache.close()
         await self.limiter.aclose()
         await self.engine.dispose()
