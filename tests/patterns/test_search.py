@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from beatmachine.patterns import service as patterns_service
+from beatmachine.patterns.service import _listing as listing
 from tests.factories import Account, register, validation_fields
 from tests.patterns.helpers import (
     PATTERN_OVERRIDES,
@@ -504,7 +504,7 @@ async def test_edited_title_leaves_a_cached_search_at_once(
 async def test_new_pattern_joins_a_cached_search_when_the_ranking_expires(
     client: httpx.AsyncClient, owner: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(patterns_service, "SEARCH_CACHE_TTL", 1)
+    monkeypatch.setattr(listing, "SEARCH_CACHE_TTL", 1)
     first = await make(client, owner, "Tumbao groove", "Steady")
     assert ids(await search(client, "tumbao")) == [first]
 
@@ -534,7 +534,7 @@ async def test_my_own_search_sees_a_new_pattern_at_once(
 async def test_page_beyond_the_ranking_window_comes_from_the_database(
     client: httpx.AsyncClient, owner: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(patterns_service, "SEARCH_WINDOW", 2)
+    monkeypatch.setattr(listing, "SEARCH_WINDOW", 2)
     made = {await make(client, owner, f"Tumbao {n}", "Practice") for n in ("uno", "dos", "tres")}
 
     first = await search(client, "tumbao", limit=2)

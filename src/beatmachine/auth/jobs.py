@@ -10,6 +10,8 @@ PURGE_EVERY_SECONDS = 3600
 
 
 def periodic_jobs(state: AppState) -> list[PeriodicJob]:
+    """The purge of accounts whose deletion grace period is over, hourly."""
+
     async def purge(_period: int) -> int:
         return await service.purge_deleted_accounts(state)
 

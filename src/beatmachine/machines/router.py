@@ -13,6 +13,7 @@ from beatmachine.core.compression import MIN_COMPRESS_BYTES, negotiate
 from beatmachine.core.db import SessionDep
 from beatmachine.core.errors import ValidationFailed
 from beatmachine.core.pagination import PageDep
+from beatmachine.core.rendered import Rendered
 from beatmachine.core.responses import etag_matches
 from beatmachine.core.schemas import Envelope, error_responses, ok
 from beatmachine.core.state import AppState, StateDep
@@ -48,7 +49,7 @@ def _wants_xml(request: Request) -> bool:
 
 
 async def _conditional(
-    request: Request, state: AppState, rendered: service.RenderedDocument, media_type: str
+    request: Request, state: AppState, rendered: Rendered, media_type: str
 ) -> Response:
     """304 for a matching `If-None-Match`, else the cached bytes, compressed ahead of time
     when the client accepts it."""
@@ -229,7 +230,7 @@ async def get_version(
     published = await service.get_published(session, machine_id, version)
     wants_xml = _wants_xml(request)
     representation = "xml" if wants_xml else "json"
-    etag = f'W/"{published.version.content_hash[:32]}-v{version}-{representation}"'
+    etag = service.version_etag(published.version.content_hash, version, representation)
     headers = {"ETag": etag, "Cache-Control": "public, max-age=86400, immutable", "Vary": "Accept"}
     if etag_matches(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=304, headers=headers)

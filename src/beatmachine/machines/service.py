@@ -14,12 +14,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from beatmachine.core import rendered
 from beatmachine.core.cache import Cache
 from beatmachine.core.compression import Encoding, compress
 from beatmachine.core.db import after_commit
 from beatmachine.core.errors import ValidationFailed
 from beatmachine.core.ids import new_id
 from beatmachine.core.pagination import PageParams, Pagination, paginate
+from beatmachine.core.rendered import Rendered, weak_etag
 from beatmachine.machines.document import Instrument, MachineDocument
 from beatmachine.machines.exceptions import (
     InstrumentExists,
@@ -41,14 +43,23 @@ GENERATION = "machines"
 
 
 def document_cache_key(generation: str, machine_id: str, representation: str) -> str:
+    """Where a machine's current version is cached in one representation."""
     return f"machines:doc:{generation}:{machine_id}:{representation}"
 
 
 def list_cache_key(generation: str) -> str:
+    """Where the list of machines is cached under a generation."""
     return f"machines:list:{generation}"
 
 
+def version_etag(content_hash: str, version: int, representation: str) -> str:
+    """The ETag of one version in one representation (`json`, `xml`): it names the
+    content, so every process and every cache agrees on it."""
+    return weak_etag(b"", tag=f"{content_hash[:32]}-v{version}-{representation}")
+
+
 def content_hash(document: MachineDocument) -> str:
+    """A digest of the document's content (canonical JSON), the same for equal content."""
     canonical = orjson.dumps(document.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
@@ -88,10 +99,12 @@ def _invalidate_after_commit(session: AsyncSession, cache: Cache, machine_id: st
 
 
 async def list_machines(session: AsyncSession) -> Sequence[Machine]:
+    """Every machine, by id."""
     return (await session.execute(select(Machine).order_by(Machine.id))).scalars().all()
 
 
 async def get_machine(session: AsyncSession, machine_id: str) -> Machine:
+    """The machine with this id, or `MachineNotFound`."""
     machine = await session.get(Machine, machine_id)
     if machine is None:
         raise MachineNotFound()
@@ -119,6 +132,7 @@ async def get_published(
 async def list_versions(
     session: AsyncSession, machine_id: str, params: PageParams
 ) -> tuple[list[MachineVersion], Pagination]:
+    """A page of the machine's versions, newest first."""
     await get_machine(session, machine_id)
     statement = (
         select(MachineVersion)
@@ -233,6 +247,7 @@ async def add_instrument(
     author_id: str | None,
     change_note: str = "",
 ) -> Published:
+    """Publish a new version with `instrument` added; an existing id is `InstrumentExists`."""
     current = await get_published(session, machine_id)
     if current.document.instrument(instrument.id) is not None:
         raise InstrumentExists()
@@ -253,6 +268,7 @@ async def replace_instrument(
     author_id: str | None,
     change_note: str = "",
 ) -> Published:
+    """Publish a new version with one instrument replaced."""
     current = await get_published(session, machine_id)
     if current.document.instrument(instrument_id) is None:
         raise InstrumentNotFound()
@@ -273,6 +289,7 @@ async def remove_instrument(
     author_id: str | None,
     change_note: str = "",
 ) -> Published:
+    """Publish a new version without one instrument."""
     current = await get_published(session, machine_id)
     if current.document.instrument(instrument_id) is None:
         raise InstrumentNotFound()
@@ -300,6 +317,7 @@ async def _republish(
 
 
 async def known_flavors(session: AsyncSession) -> list[str]:
+    """The flavors of the machines served, sorted."""
     return list((await session.execute(select(Machine.flavor).order_by(Machine.flavor))).scalars())
 
 
@@ -371,56 +389,16 @@ async def validate_choices(
 # --- pre-serialised documents ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RenderedDocument:
-    body: bytes
-    etag: str
-
-
-def _pack(rendered: RenderedDocument) -> bytes:
-    return rendered.etag.encode() + b"\n" + rendered.body
-
-
-def _unpack(raw: bytes) -> RenderedDocument:
-    etag, _, body = raw.partition(b"\n")
-    return RenderedDocument(body=body, etag=etag.decode())
-
-
-async def _read_through(cache: Cache, memo: Cache, key: str) -> bytes | None:
-    """Keys name their generation, so a copy in the process memo is never stale: the hot
-    path reads only memory."""
-    local = await memo.get(key)
-    if local is not None:
-        return local
-    shared = await cache.get(key)
-    if shared is not None:
-        await memo.set(key, shared, ttl=CACHE_TTL_SECONDS)
-    return shared
-
-
-async def _cached(cache: Cache, memo: Cache, key: str) -> RenderedDocument | None:
-    raw = await _read_through(cache, memo, key)
-    return None if raw is None else _unpack(raw)
-
-
-async def compressed(
-    cache: Cache, memo: Cache, rendered: RenderedDocument, encoding: Encoding
-) -> bytes:
-    """`rendered`'s body in `encoding`, compressed once per version and then cached like
+async def compressed(cache: Cache, memo: Cache, document: Rendered, encoding: Encoding) -> bytes:
+    """`document`'s body in `encoding`, compressed once per version and then cached like
     the plain bytes. Filed under the ETag, which names the content: a compression that
     finishes after a publish can never be served for another version."""
-    key = f"machines:compressed:{encoding}:{rendered.etag}"
-    body = await _read_through(cache, memo, key)
+    key = f"machines:compressed:{encoding}:{document.etag}"
+    body = await rendered.read_through(cache, memo, key, CACHE_TTL_SECONDS)
     if body is None:
-        body = await anyio.to_thread.run_sync(compress, rendered.body, encoding)
-        await _keep(cache, memo, key, body)
+        body = await anyio.to_thread.run_sync(compress, document.body, encoding)
+        await rendered.keep(cache, memo, key, body, CACHE_TTL_SECONDS)
     return body
-
-
-async def _keep(cache: Cache, memo: Cache, key: str, value: bytes) -> None:
-    """In the shared cache for other processes, and in this process's memo."""
-    await cache.set(key, value, ttl=CACHE_TTL_SECONDS)
-    await memo.set(key, value, ttl=CACHE_TTL_SECONDS)
 
 
 async def rendered_document(
@@ -429,14 +407,14 @@ async def rendered_document(
     memo: Cache,
     machine_id: str,
     representation: str,
-) -> RenderedDocument:
+) -> Rendered:
     """The current version of a machine as ready-to-send bytes (`json` envelope or `xml`),
     from the cache when possible (reads vastly outnumber publishes); the database is
     opened only on a miss."""
     key = document_cache_key(
         await cache.generation(GENERATION).current(), machine_id, representation
     )
-    hit = await _cached(cache, memo, key)
+    hit = await rendered.cached(cache, memo, key, CACHE_TTL_SECONDS)
     if hit is not None:
         return hit
     async with sessionmaker() as session:
@@ -448,17 +426,16 @@ async def rendered_document(
         data["version"] = published.version.version
         body = orjson.dumps({"success": True, "data": data})
     # Weak: the same entity is sent plain, gzip or brotli.
-    tag = f'W/"{published.version.content_hash[:32]}-v{published.version.version}-{representation}"'
-    rendered = RenderedDocument(body=body, etag=tag)
-    await _keep(cache, memo, key, _pack(rendered))
-    return rendered
+    etag = version_etag(published.version.content_hash, published.version.version, representation)
+    return await rendered.store(cache, memo, key, Rendered(body=body, etag=etag), CACHE_TTL_SECONDS)
 
 
 async def rendered_list(
     sessionmaker: async_sessionmaker[AsyncSession], cache: Cache, memo: Cache
-) -> RenderedDocument:
+) -> Rendered:
+    """The list of machines as ready bytes, from the cache when possible."""
     key = list_cache_key(await cache.generation(GENERATION).current())
-    hit = await _cached(cache, memo, key)
+    hit = await rendered.cached(cache, memo, key, CACHE_TTL_SECONDS)
     if hit is not None:
         return hit
     async with sessionmaker() as session:
@@ -474,6 +451,6 @@ async def rendered_list(
         for m in rows
     ]
     body = orjson.dumps({"success": True, "data": {"machines": machines}})
-    rendered = RenderedDocument(body=body, etag=f'W/"{hashlib.sha256(body).hexdigest()[:32]}"')
-    await _keep(cache, memo, key, _pack(rendered))
-    return rendered
+    return await rendered.store(
+        cache, memo, key, Rendered(body=body, etag=weak_etag(body)), CACHE_TTL_SECONDS
+    )

@@ -10,6 +10,8 @@ PURGE_EVERY_SECONDS = 3600
 
 
 def periodic_jobs(state: AppState) -> list[PeriodicJob]:
+    """The purge of patterns deleted more than the restore window ago, hourly."""
+
     async def purge(_period: int) -> int:
         return await service.purge_deleted(state)
 

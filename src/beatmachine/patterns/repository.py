@@ -1,4 +1,5 @@
-"""Queries of the patterns domain: listings with their authors in one query, counters."""
+"""Queries of the patterns domain: listings and searches with their authors, counters,
+the purge."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, literal_column, select, text, update
+from sqlalchemy import Select, and_, delete, func, literal_column, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
 
@@ -30,6 +31,7 @@ def with_author() -> Select[Pattern, User]:
 
 
 def live() -> Any:
+    """The condition that a pattern is not deleted."""
     return Pattern.deleted_at.is_(None)
 
 
@@ -59,7 +61,100 @@ def search_condition(dialect: str, query: str) -> tuple[Any, Any]:
     return matching, rank
 
 
+async def page_with_authors(
+    session: AsyncSession,
+    conditions: Sequence[Any],
+    ordering: Sequence[Any],
+    *,
+    limit: int,
+    offset: int,
+) -> list[tuple[Pattern, User]]:
+    """One page of matching patterns with their authors. The page's ids come first, from
+    the narrow listing indexes; only those rows are then joined to their authors
+    (joining first makes the database join every match)."""
+    page_ids = (
+        select(Pattern.id.label("page_id"))
+        .where(*conditions)
+        .order_by(*ordering)
+        .limit(limit)
+        .offset(offset)
+        .subquery("page")
+    )
+    rows = await session.execute(
+        with_author().join(page_ids, page_ids.c.page_id == Pattern.id).order_by(*ordering)
+    )
+    return [(pattern, author) for pattern, author in rows.all()]
+
+
+async def ranked_ids(
+    session: AsyncSession, conditions: Sequence[Any], ordering: Sequence[Any], window: int
+) -> tuple[list[str], int]:
+    """The ids of the first `window` matches, best first, and the number of all matches
+    (one pass: the total comes with every row)."""
+    rows = (
+        await session.execute(
+            select(Pattern.id, func.count().over())
+            .where(*conditions)
+            .order_by(*ordering)
+            .limit(window)
+        )
+    ).all()
+    return [pattern_id for pattern_id, _ in rows], int(rows[0][1]) if rows else 0
+
+
+async def with_authors_by_id(
+    session: AsyncSession, pattern_ids: Sequence[str], conditions: Sequence[Any]
+) -> list[tuple[Pattern, User]]:
+    """The patterns of `pattern_ids` that still meet `conditions`, with their authors."""
+    rows = await session.execute(with_author().where(Pattern.id.in_(pattern_ids), *conditions))
+    return [(pattern, author) for pattern, author in rows.all()]
+
+
+async def count(session: AsyncSession, conditions: Sequence[Any]) -> int:
+    """How many patterns meet `conditions`."""
+    statement = select(func.count()).select_from(Pattern).where(*conditions)
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def deleted_since(
+    session: AsyncSession, user_id: str, since: datetime, *, limit: int
+) -> list[tuple[Pattern, User]]:
+    """A user's patterns deleted after `since`, newest deletion first, with the author."""
+    rows = await session.execute(
+        with_author()
+        .where(
+            Pattern.user_id == user_id, Pattern.deleted_at.is_not(None), Pattern.deleted_at > since
+        )
+        .order_by(Pattern.deleted_at.desc())
+        .limit(limit)
+    )
+    return [(pattern, author) for pattern, author in rows.all()]
+
+
+async def live_of_user(session: AsyncSession, user_id: str) -> list[Pattern]:
+    """A user's live patterns, oldest first."""
+    rows = await session.execute(
+        select(Pattern)
+        .where(Pattern.user_id == user_id, live())
+        .order_by(Pattern.created_at, Pattern.id)
+    )
+    return list(rows.scalars())
+
+
+async def counts_of_user(session: AsyncSession, user_id: str) -> tuple[int, int]:
+    """(live patterns, live public patterns) of a user, in one query."""
+    row = (
+        await session.execute(
+            select(func.count(), func.count().filter(Pattern.is_public == true())).where(
+                Pattern.user_id == user_id, live()
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
 async def liked_by(session: AsyncSession, user_id: str, pattern_ids: Sequence[str]) -> set[str]:
+    """Which of `pattern_ids` the user likes, in one query."""
     if not pattern_ids:
         return set()
     rows = await session.execute(
@@ -93,6 +188,7 @@ async def counter(session: AsyncSession, pattern_id: str, column: str) -> int:
 
 
 async def purge_deleted(session: AsyncSession, before: datetime) -> int:
+    """Remove patterns deleted before `before`; returns how many."""
     ids = (
         (
             await session.execute(

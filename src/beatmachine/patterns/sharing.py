@@ -27,10 +27,12 @@ def public_url(settings: Settings, pattern: Pattern) -> str | None:
 
 
 def link_url(settings: Settings, link: ShareLink) -> str:
+    """Where an unlisted link opens on the front end."""
     return f"{settings.app_url.rstrip('/')}/shared/{link.token}"
 
 
 async def create_link(session: AsyncSession, user: User, pattern_id: str) -> ShareLink:
+    """A new unlisted link to the owner's pattern (the oldest of too many is revoked)."""
     pattern = await service.get_owned(session, pattern_id, user)
     active = await list_links(session, user, pattern.id)
     if len(active) >= MAX_ACTIVE_LINKS:
@@ -43,6 +45,7 @@ async def create_link(session: AsyncSession, user: User, pattern_id: str) -> Sha
 
 
 async def list_links(session: AsyncSession, user: User, pattern_id: str) -> list[ShareLink]:
+    """The active links of the owner's pattern, newest first."""
     pattern = await service.get_live(session, pattern_id)
     if pattern.user_id != user.id:
         # As everywhere: someone else's public pattern is forbidden, a private one unknown.
@@ -62,6 +65,7 @@ async def list_links(session: AsyncSession, user: User, pattern_id: str) -> list
 
 
 async def revoke_link(session: AsyncSession, user: User, pattern_id: str, link_id: str) -> None:
+    """Make one of the owner's links stop opening the pattern."""
     await service.get_owned(session, pattern_id, user)
     link = await session.get(ShareLink, link_id)
     if link is None or link.pattern_id != pattern_id or link.revoked_at is not None:

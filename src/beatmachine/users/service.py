@@ -26,6 +26,7 @@ from beatmachine.users.schemas import (
 
 
 def normalise_email(email: str) -> str:
+    """An address as stored: trimmed and lower-cased."""
     return email.strip().lower()
 
 
@@ -38,6 +39,7 @@ async def get_user(session: AsyncSession, user_id: str) -> User:
 
 
 async def find_by_email(session: AsyncSession, email: str) -> User | None:
+    """The account with this address (any state), or None."""
     result = await session.execute(select(User).where(User.email == normalise_email(email)))
     return result.unique().scalar_one_or_none()
 
@@ -87,6 +89,7 @@ def is_admin(user: User, settings: Settings) -> bool:
 
 
 async def make_admin(session: AsyncSession, email: str) -> User:
+    """Flag the account of `email` as an administrator (`create-admin`)."""
     user = await find_by_email(session, email)
     if user is None:
         raise UserNotFound(f"No account with the email {normalise_email(email)}.")
@@ -143,11 +146,13 @@ async def public_stats(
 
 
 async def schedule_deletion(session: AsyncSession, user: User, when: datetime) -> None:
+    """Mark the account for removal at `when` (the end of the grace period)."""
     user.deletion_scheduled_at = when
     await session.flush()
 
 
 async def cancel_deletion(session: AsyncSession, user: User) -> None:
+    """The owner changed their mind: the account stays."""
     user.deletion_scheduled_at = None
     await session.flush()
 

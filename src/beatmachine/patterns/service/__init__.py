@@ -1,0 +1,95 @@
+"""Saved patterns: create, read, list, update, soft delete and restore, likes, plays and
+forks, one concern per module. Version history, sharing and export live beside this
+package (`versions`, `sharing`, `transfer`)."""
+
+from beatmachine.patterns.service._cache import (
+    COUNT_CACHE_TTL,
+    PATTERN_CACHE_TTL,
+    SEARCH_GENERATION,
+    Renderer,
+    changed,
+    count_cache_key,
+    generation_key,
+    pattern_cache_key,
+    rendered_public,
+)
+from beatmachine.patterns.service._listing import (
+    SEARCH_CACHE_TTL,
+    SEARCH_WINDOW,
+    ListFilter,
+    all_of_user,
+    count_for_user,
+    list_deleted,
+    list_patterns,
+)
+from beatmachine.patterns.service._reactions import FORK_SUFFIX, fork, like, play, unlike
+from beatmachine.patterns.service._reading import (
+    author_of,
+    get_live,
+    get_owned,
+    get_visible,
+    is_liked,
+)
+from beatmachine.patterns.service._snapshots import (
+    apply_snapshot,
+    configuration_json,
+    instrument_ids,
+    snapshot,
+    validate_configuration,
+)
+from beatmachine.patterns.service._writing import (
+    PATTERN_CREATE_WINDOW,
+    RESTORE_WINDOW,
+    check_create_limit,
+    create,
+    purge_deleted,
+    record_updated,
+    record_version,
+    restore,
+    soft_delete,
+    update,
+)
+
+__all__ = [
+    "COUNT_CACHE_TTL",
+    "FORK_SUFFIX",
+    "PATTERN_CACHE_TTL",
+    "PATTERN_CREATE_WINDOW",
+    "RESTORE_WINDOW",
+    "SEARCH_CACHE_TTL",
+    "SEARCH_GENERATION",
+    "SEARCH_WINDOW",
+    "ListFilter",
+    "Renderer",
+    "all_of_user",
+    "apply_snapshot",
+    "author_of",
+    "changed",
+    "check_create_limit",
+    "configuration_json",
+    "count_cache_key",
+    "count_for_user",
+    "create",
+    "fork",
+    "generation_key",
+    "get_live",
+    "get_owned",
+    "get_visible",
+    "instrument_ids",
+    "is_liked",
+    "like",
+    "list_deleted",
+    "list_patterns",
+    "pattern_cache_key",
+    "play",
+    "purge_deleted",
+    "record_updated",
+    "record_version",
+    "rendered_public",
+    "restore",
+    "snapshot",
+    "soft_delete",
+    "unlike",
+    "update",
+    "validate_configuration",
+]
