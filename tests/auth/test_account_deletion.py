@@ -167,6 +167,53 @@ async def test_delete_account_with_a_wrong_password_is_refused(
     assert me.json()["data"]["deletionScheduledAt"] is None
 
 
+async def test_wrong_deletion_passwords_are_throttled_like_sign_ins(
+    client: httpx.AsyncClient, state: AppState, db: AsyncSession
+) -> None:
+    account = await register(client)
+    for _ in range(state.settings.login_fail_limit_account):
+        assert_error(
+            await delete_account(client, account, "not my password"), 401, "INVALID_CREDENTIALS"
+        )
+
+    refused = await delete_account(client, account, account.password)
+
+    error = assert_error(refused, 429, "RATE_LIMIT_EXCEEDED")
+    assert error["message"] == "Too many failed password attempts; try again later."
+    assert int(refused.headers["retry-after"]) >= 1
+    assert await scheduled_at(db, account.id) is None
+
+
+async def test_wrong_deletion_passwords_count_towards_the_sign_in_limit(
+    client: httpx.AsyncClient, state: AppState
+) -> None:
+    account = await register(client)
+    for _ in range(state.settings.login_fail_limit_account):
+        await delete_account(client, account, "not my password")
+
+    assert_error(await login(client, account.email), 429, "RATE_LIMIT_EXCEEDED")
+
+
+async def test_the_right_deletion_password_clears_the_account_failures(
+    client: httpx.AsyncClient, state: AppState, db: AsyncSession
+) -> None:
+    account = await register(client)
+    for _ in range(state.settings.login_fail_limit_account - 1):
+        await delete_account(client, account, "not my password")
+
+    response = await delete_account(client, account, account.password)
+
+    assert response.status_code == 200
+    assert await scheduled_at(db, account.id) is not None
+    failures = await state.limiter.peek(
+        "login-fail-account",
+        account.email,
+        limit=state.settings.login_fail_limit_account,
+        window=state.settings.login_fail_window,
+    )
+    assert failures.remaining == state.settings.login_fail_limit_account
+
+
 async def test_delete_account_without_the_password_is_refused(
     client: httpx.AsyncClient, db: AsyncSession
 ) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from beatmachine.auth.models import AuthSession, OneTimeToken, RefreshToken
+from beatmachine.auth.models import AuthSession, OAuthAccount, OneTimeToken, RefreshToken
 from beatmachine.users.models import User
 
 
@@ -25,9 +25,20 @@ async def session_with_user(
     return None if row is None else (row[0], row[1])
 
 
+async def user_of_identity(session: AsyncSession, provider: str, subject: str) -> User | None:
+    """The account a provider identity is linked to, if any."""
+    result = await session.execute(
+        select(User)
+        .join(OAuthAccount, OAuthAccount.user_id == User.id)
+        .where(OAuthAccount.provider == provider, OAuthAccount.provider_user_id == subject)
+    )
+    return result.unique().scalar_one_or_none()
+
+
 async def refresh_token_with_session(
     session: AsyncSession, token_hash: str
 ) -> tuple[RefreshToken, AuthSession] | None:
+    """A refresh token and its session, the token row locked for the rotation."""
     result = await session.execute(
         select(RefreshToken, AuthSession)
         .join(AuthSession, AuthSession.id == RefreshToken.session_id)
@@ -56,6 +67,7 @@ async def revoke_sessions(
     now: datetime,
     session_id: str | None = None,
 ) -> None:
+    """Revoke a user's sessions (one, or all), keeping why."""
     statement = update(AuthSession).where(
         AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
     )
@@ -67,6 +79,7 @@ async def revoke_sessions(
 async def active_sessions(
     session: AsyncSession, user_id: str, now: datetime
 ) -> Sequence[AuthSession]:
+    """A user's sessions neither revoked nor expired, most recently used first."""
     result = await session.execute(
         select(AuthSession)
         .where(

@@ -247,12 +247,18 @@ async def revoke_session(
 @router.post(
     "/delete-account",
     response_model=Envelope[DeletionScheduled],
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 422, 429),
 )
 async def delete_account(
-    body: DeleteAccountRequest, session: SessionDep, state: StateDep, user: CurrentUser
+    body: DeleteAccountRequest,
+    session: SessionDep,
+    state: StateDep,
+    user: CurrentUser,
+    client: ClientInfo,
 ) -> Envelope[DeletionScheduled]:
-    await service.request_deletion(session, state, user, body.password)
+    """Schedule the account's deletion; the password (for accounts that have one) is
+    checked and throttled like a sign-in's."""
+    await service.request_deletion(session, state, user, body.password, client)
     assert user.deletion_scheduled_at is not None
     return ok(
         DeletionScheduled(
