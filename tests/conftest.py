@@ -30,11 +30,12 @@ from beatmachine.core import migrate
 from beatmachine.core.config import Settings
 from beatmachine.core.state import AppState
 from beatmachine.models import Base
+from tests.factories import Account, register_admin
 from tests.processes import processes  # noqa: F401 (a fixture for every test module)
+from tests.services import REQUIRE_SERVICES, missing
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
-REQUIRE_SERVICES = os.environ.get("BM_REQUIRE_SERVICES", "") == "1"
 
 BACKENDS = ["sqlite"]
 if TEST_DATABASE_URL or REQUIRE_SERVICES:
@@ -116,9 +117,7 @@ async def backend(
         admin_url, url = await _create_postgres_database()
         await _check_redis(TEST_REDIS_URL)
     except Exception as exc:
-        if REQUIRE_SERVICES:
-            pytest.fail(f"PostgreSQL/Redis required but unreachable: {exc}")
-        pytest.skip(f"PostgreSQL/Redis unreachable: {exc}")
+        missing(f"PostgreSQL/Redis unreachable: {exc}")
     prefix = f"bmtest:{secrets.token_hex(4)}:"
     await asyncio.to_thread(migrate.upgrade, url)
     try:
@@ -233,6 +232,12 @@ async def db(settings: Settings, app: FastAPI) -> AsyncIterator[AsyncSession]:
             yield session
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def admin(client: httpx.AsyncClient) -> Account:
+    """An administrator (use with `ADMIN_OVERRIDES` in the module's settings)."""
+    return await register_admin(client)
 
 
 @pytest.fixture

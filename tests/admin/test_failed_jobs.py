@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from beatmachine.core.state import AppState
-from tests.factories import ADMIN_OVERRIDES, Account, assert_error, register, register_admin
+from tests.factories import ADMIN_OVERRIDES, Account, assert_error, register
 from tests.jobs import settle
 from tests.users.helpers import ISO_Z
 
@@ -23,11 +23,6 @@ def settings_overrides() -> dict[str, Any]:
         "JOB_RETRY_BASE_DELAY": 0.01,
         "JOB_RETRY_MAX_DELAY": 0.02,
     }
-
-
-@pytest.fixture
-async def admin(client: httpx.AsyncClient) -> Account:
-    return await register_admin(client)
 
 
 class Sometimes:

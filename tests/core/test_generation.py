@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 from beatmachine.core import generation as generation_module
 from beatmachine.core.cache import SUBSCRIBER_NAME, MemoryCache, RedisCache, create_cache
 from beatmachine.core.generation import SharedGeneration
-from tests.conftest import REQUIRE_SERVICES, TEST_REDIS_URL, delete_redis_prefix
+from tests.conftest import TEST_REDIS_URL, delete_redis_prefix
+from tests.services import missing
 from tests.tcp_proxy import FreezingProxy
 from tests.waiting import eventually
 
@@ -23,9 +24,7 @@ from tests.waiting import eventually
 @pytest.fixture
 async def prefix() -> AsyncIterator[str]:
     if not TEST_REDIS_URL:
-        if REQUIRE_SERVICES:
-            pytest.fail("TEST_REDIS_URL is required")
-        pytest.skip("shared generations need Redis (set TEST_REDIS_URL)")
+        missing("shared generations need Redis (set TEST_REDIS_URL)")
     value = f"bmtest:{secrets.token_hex(4)}:"
     yield value
     await delete_redis_prefix(TEST_REDIS_URL, value)

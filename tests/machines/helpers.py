@@ -3,22 +3,20 @@ imports through the API, and the rows the machines domain stored."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.machines.models import Machine, MachineVersion
 from tests.factories import Account
+from tests.services import missing
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The front end's machine files live beside the project, never inside it.
 MACHINES_DATA = REPO_ROOT.parent / "shared" / "data" / "machines"
-REQUIRE_SERVICES = os.environ.get("BM_REQUIRE_SERVICES", "") == "1"
 
 XML_HEADERS = {"Content-Type": "application/xml"}
 
@@ -59,9 +57,7 @@ def real_machine_file(name: str) -> Path:
             f"the front end's machine file {path} is missing: this clone has no "
             "../shared/data/machines folder beside the project"
         )
-        if REQUIRE_SERVICES:
-            pytest.fail(f"{reason} (BM_REQUIRE_SERVICES=1 requires it)")
-        pytest.skip(reason)
+        missing(reason)
     return path
 
 

@@ -17,7 +17,6 @@ from tests.factories import (
     Account,
     assert_error,
     register,
-    register_admin,
     validation_fields,
 )
 from tests.machines.helpers import (
@@ -39,11 +38,6 @@ from tests.machines.helpers import (
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return ADMIN_OVERRIDES
-
-
-@pytest.fixture
-async def admin(client: httpx.AsyncClient) -> Account:
-    return await register_admin(client)
 
 
 @pytest.fixture

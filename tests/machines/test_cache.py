@@ -15,7 +15,7 @@ from beatmachine.core.config import Settings
 from beatmachine.core.state import AppState
 from beatmachine.machines import service
 from tests.conftest import Backend
-from tests.factories import ADMIN_OVERRIDES, Account, register_admin
+from tests.factories import ADMIN_OVERRIDES, Account
 from tests.machines.helpers import import_real, instrument_body
 from tests.waiting import eventually
 
@@ -23,11 +23,6 @@ from tests.waiting import eventually
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return ADMIN_OVERRIDES
-
-
-@pytest.fixture
-async def admin(client: httpx.AsyncClient) -> Account:
-    return await register_admin(client)
 
 
 @pytest.fixture

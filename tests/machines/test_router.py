@@ -14,7 +14,6 @@ from tests.factories import (
     ADMIN_OVERRIDES,
     Account,
     assert_error,
-    register_admin,
     validation_fields,
 )
 from tests.machines.helpers import import_real, import_xml, real_machine_xml
@@ -38,11 +37,6 @@ INSTRUMENT_FIELDS = {
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return ADMIN_OVERRIDES
-
-
-@pytest.fixture
-async def admin(client: httpx.AsyncClient) -> Account:
-    return await register_admin(client)
 
 
 @pytest.fixture

@@ -15,23 +15,13 @@ from beatmachine.core.config import Settings
 from beatmachine.core.state import AppState
 from beatmachine.patterns import service as patterns_service
 from tests.conftest import Backend
-from tests.factories import Account, assert_error, register
+from tests.factories import Account, assert_error
 from tests.patterns.helpers import PATTERN_OVERRIDES, create_pattern
 
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return PATTERN_OVERRIDES
-
-
-@pytest.fixture
-async def owner(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Owner")
-
-
-@pytest.fixture
-async def fan(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Fan")
 
 
 @pytest.fixture

@@ -25,16 +25,6 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def owner(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Owner")
-
-
-@pytest.fixture
-async def fan(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Fan")
-
-
-@pytest.fixture
 async def public(client: httpx.AsyncClient, owner: Account) -> dict[str, Any]:
     return await create_pattern(client, owner, isPublic=True)
 

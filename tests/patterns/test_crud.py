@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.factories import ADMIN_EMAIL, Account, assert_error, register, register_admin
+from tests.factories import ADMIN_EMAIL, Account, assert_error, register_admin
 from tests.machines.helpers import instrument_body
 from tests.patterns.helpers import (
     PATTERN_OVERRIDES,
@@ -55,16 +55,6 @@ PATTERN_KEYS = {
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {**PATTERN_OVERRIDES, "ADMIN_EMAILS": ADMIN_EMAIL}
-
-
-@pytest.fixture
-async def owner(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Owner")
-
-
-@pytest.fixture
-async def other(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Other")
 
 
 @pytest.fixture

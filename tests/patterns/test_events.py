@@ -68,16 +68,6 @@ def heard(state: AppState) -> Heard:
     return Heard(state)
 
 
-@pytest.fixture
-async def owner(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Owner")
-
-
-@pytest.fixture
-async def fan(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Fan")
-
-
 async def test_creating_a_pattern_records_pattern_created(
     client: httpx.AsyncClient, owner: Account, heard: Heard
 ) -> None:

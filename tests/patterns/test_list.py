@@ -34,16 +34,6 @@ def settings_overrides() -> dict[str, Any]:
     return {**PATTERN_OVERRIDES, "RATE_LIMIT_ANONYMOUS": 10_000}
 
 
-@pytest.fixture
-async def owner(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Owner")
-
-
-@pytest.fixture
-async def other(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Other")
-
-
 async def listing(
     client: httpx.AsyncClient,
     account: Account | None = None,

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.patterns.service import _listing as listing
-from tests.factories import Account, register, validation_fields
+from tests.factories import Account, validation_fields
 from tests.patterns.helpers import (
     PATTERN_OVERRIDES,
     create_pattern,
@@ -60,16 +60,6 @@ HOSTILE_QUERIES = [
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {**PATTERN_OVERRIDES, "RATE_LIMIT_ANONYMOUS": 10_000}
-
-
-@pytest.fixture
-async def owner(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Owner")
-
-
-@pytest.fixture
-async def other(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Other")
 
 
 async def search(

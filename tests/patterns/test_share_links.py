@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.patterns.models import Pattern, ShareLink
 from beatmachine.patterns.sharing import MAX_ACTIVE_LINKS
-from tests.factories import Account, assert_error, register
+from tests.factories import Account, assert_error
 from tests.patterns.helpers import PATTERN_OVERRIDES, create_pattern, salsa_configuration
 
 APP_URL = "https://beats.example.org"
@@ -42,16 +42,6 @@ FULL_PATTERN_KEYS = {
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {**PATTERN_OVERRIDES, "APP_URL": APP_URL}
-
-
-@pytest.fixture
-async def owner(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Owner")
-
-
-@pytest.fixture
-async def stranger(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Stranger")
 
 
 @pytest.fixture

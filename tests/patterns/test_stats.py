@@ -20,11 +20,6 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def owner(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Owner")
-
-
-@pytest.fixture
 async def visitor(client: httpx.AsyncClient) -> Account:
     return await register(client, display_name="Visitor")
 

@@ -17,7 +17,7 @@ from beatmachine.machines.bootstrap import DEFAULTS_DIR
 from beatmachine.machines.document import MachineDocument
 from beatmachine.machines.xml import parse_machine_xml
 from beatmachine.patterns.models import Pattern
-from tests.factories import Account, assert_error, register
+from tests.factories import Account, assert_error
 from tests.patterns.helpers import PATTERN_OVERRIDES, create_pattern
 
 MIB = 1024 * 1024
@@ -73,16 +73,6 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return dict(PATTERN_OVERRIDES)
-
-
-@pytest.fixture
-async def owner(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Owner")
-
-
-@pytest.fixture
-async def stranger(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Stranger")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.patterns.models import PatternVersion
-from tests.factories import Account, register, validation_fields
+from tests.factories import Account, validation_fields
 from tests.patterns.helpers import (
     PATTERN_OVERRIDES,
     create_pattern,
@@ -25,11 +25,6 @@ from tests.patterns.helpers import (
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return PATTERN_OVERRIDES
-
-
-@pytest.fixture
-async def owner(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Owner")
 
 
 @pytest.fixture

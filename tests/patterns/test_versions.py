@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.patterns.models import Pattern, PatternVersion
-from tests.factories import Account, assert_error, register, validation_fields
+from tests.factories import Account, assert_error, validation_fields
 from tests.patterns.helpers import PATTERN_OVERRIDES, create_pattern
 
 # Version 1 (the create), 2 (after the first update) and 3 (after the second, current).
@@ -48,16 +48,6 @@ STATE_V3: dict[str, Any] = {**STATE_V2, **UPDATE_2}
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return dict(PATTERN_OVERRIDES)
-
-
-@pytest.fixture
-async def owner(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Owner")
-
-
-@pytest.fixture
-async def stranger(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Stranger")
 
 
 async def make_history(
