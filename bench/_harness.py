@@ -69,14 +69,15 @@ def default_tool() -> Tool:
 class Scenario:
     """One kind of request, sent over and over.
 
-    `variants` are (headers, body) pairs, cycled through (e.g. one per account);
-    a response counts as an error unless its status is `expect`.
+    `variants` are (headers, body, path) triples, cycled through (e.g. one per account,
+    or one per resource); an empty path is the scenario's `path`. A response counts as
+    an error unless its status is `expect`.
     """
 
     key: str
     method: str
     path: str
-    variants: tuple[tuple[tuple[tuple[str, str], ...], bytes], ...]
+    variants: tuple[tuple[tuple[tuple[str, str], ...], bytes, str], ...]
     expect: int = 200
     note: str = ""
 
@@ -106,8 +107,23 @@ class Scenario:
         note: str = "",
     ) -> Scenario:
         """Requests that differ in headers and body too, e.g. a login per account."""
-        variants = tuple((tuple(headers.items()), body) for headers, body in requests)
+        variants = tuple((tuple(headers.items()), body, "") for headers, body in requests)
         return Scenario(key, method, path, variants, expect, note)
+
+    @staticmethod
+    def across(
+        key: str,
+        method: str,
+        paths: Sequence[str],
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        expect: int = 200,
+        note: str = "",
+    ) -> Scenario:
+        """The same request to several paths in turn, e.g. one per pattern."""
+        fixed = tuple((headers or {}).items())
+        variants = tuple((fixed, body, path) for path in paths)
+        return Scenario(key, method, paths[0], variants, expect, note)
 
 
 @dataclass(frozen=True)
@@ -257,10 +273,15 @@ class Environment:
             raise RuntimeError(f"beatmachine {' '.join(args)} failed:\n{output}")
         return output
 
-    def start_server(self, env: dict[str, str], workers: int) -> Server:
-        self.server = start_server(env, self.workdir, workers)
+    def start_server(self, env: dict[str, str], workers: int, app: str | None = None) -> Server:
+        self.server = start_server(env, self.workdir, workers, app)
         wait_ready(self.server)
         return self.server
+
+    def stop_server(self) -> None:
+        if self.server is not None:
+            stop_server(self.server)
+            self.server = None
 
 
 def service_parser(doc: str | None) -> argparse.ArgumentParser:
@@ -362,23 +383,31 @@ class Server:
         return _descendants(self.process.pid)
 
 
-def start_server(env: dict[str, str], workdir: Path, workers: int) -> Server:
-    """`beatmachine serve --no-migrate` (uvicorn, uvloop, httptools) on a free port."""
+def start_server(
+    env: dict[str, str], workdir: Path, workers: int, app: str | None = None
+) -> Server:
+    """`beatmachine serve --no-migrate` (uvicorn, uvloop, httptools) on a free port; with
+    `app` (`module:attribute`, importable from bench/), uvicorn serving that app instead,
+    with the same server options."""
     port = free_port()
     log_path = workdir / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "beatmachine.cli",
-        "serve",
-        "--no-migrate",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
+    address = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    if app is None:
+        command = [sys.executable, "-m", "beatmachine.cli", "serve", "--no-migrate", *address]
+    else:
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            *address,
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+        ]
+        env = {**env, "PYTHONPATH": str(BENCH_DIR)}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command,
@@ -545,18 +574,22 @@ async def _load(spec: _LoadSpec, pipe: Connection) -> _LoadResult:
         keepalive_expiry=120.0,
     )
     measure_from = measure_until = math.inf
-    variants = [(dict(headers), body) for headers, body in spec.scenario.variants]
+    base = spec.url.removesuffix(spec.scenario.path)
+    variants = [
+        (dict(headers), body, base + path if path else spec.url)
+        for headers, body, path in spec.scenario.variants
+    ]
     method = spec.scenario.method
 
     async def connection_loop(client: httpx.AsyncClient, slot: int) -> None:
         index = spec.offset + slot
         while time.time() < measure_until:
-            headers, body = variants[index % len(variants)]
+            headers, body, url = variants[index % len(variants)]
             index += spec.connections
             size = 0
             started = time.perf_counter()
             try:
-                request = client.build_request(method, spec.url, headers=headers, content=body)
+                request = client.build_request(method, url, headers=headers, content=body)
                 response = await client.send(request, stream=True)
                 try:
                     # Raw bytes: the client does not decode gzip or brotli.
@@ -686,7 +719,7 @@ end
 function request()
   counter = counter + 1
   local v = variants[((counter + (offset or 0)) %% #variants) + 1]
-  return wrk.format(method, path, v[1], v[2])
+  return wrk.format(method, v[3] or path, v[1], v[2])
 end
 function response(status, headers, body)
   local key = tostring(status)
@@ -725,10 +758,11 @@ def _lua_string(value: str | bytes) -> str:
 
 def wrk_script(scenario: Scenario) -> str:
     lua_variants = []
-    for headers, body in scenario.variants:
+    for headers, body, path in scenario.variants:
         lua_headers = ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers)
         lua_body = _lua_string(body) if body else "nil"
-        lua_variants.append(f"{{{{{lua_headers}}}, {lua_body}}}")
+        lua_path = _lua_string(path) if path else "nil"
+        lua_variants.append(f"{{{{{lua_headers}}}, {lua_body}, {lua_path}}}")
     return WRK_SCRIPT % {
         "method": _lua_string(scenario.method),
         "path": _lua_string(scenario.path),

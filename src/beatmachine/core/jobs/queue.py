@@ -243,6 +243,10 @@ class JobQueue:
             await self._broker.shutdown()
             self._started = False
 
+    async def backlog(self) -> int:
+        """Jobs queued and not finished yet, delayed ones included (all processes)."""
+        return await self._queue_broker.backlog()
+
     async def drain(self) -> None:
         """Wait until the outbox, the queue and this process's worker are all empty (tests;
         bound it with `asyncio.timeout`)."""
@@ -252,7 +256,7 @@ class JobQueue:
             idle = (
                 self._tracking.running == 0
                 and await self._relay.pending() == 0
-                and await self._queue_broker.backlog() == 0
+                and await self.backlog() == 0
             )
             # Twice in a row: a job finishing between two of the checks may have just
             # written to the outbox.
