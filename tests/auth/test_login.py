@@ -216,6 +216,25 @@ async def test_login_after_account_failure_limit_is_rate_limited_even_with_right
     assert int(response.headers["Retry-After"]) >= 1
 
 
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"RATE_LIMIT_ENABLED": False, "LOGIN_FAIL_LIMIT_ACCOUNT": FAIL_LIMIT}],
+)
+async def test_failed_sign_ins_stay_throttled_with_request_limits_switched_off(
+    client: httpx.AsyncClient,
+) -> None:
+    """RATE_LIMIT_ENABLED=false switches off the request and creation limits only: the
+    failed-password throttle is a defence, not a quota."""
+    account = await register(client)
+    for _ in range(FAIL_LIMIT):
+        await login(client, account.email, "wrong guess")
+
+    response = await login(client, account.email, PASSWORD)
+
+    assert_error(response, 429, "RATE_LIMIT_EXCEEDED")
+    assert "x-ratelimit-limit" not in response.headers
+
+
 async def test_login_account_throttle_ignores_email_case(client: httpx.AsyncClient) -> None:
     account = await register(client, email="Throttle.Me@example.com")
     for typed in ("throttle.me@example.com", "THROTTLE.ME@EXAMPLE.COM", "Throttle.Me@Example.com"):
