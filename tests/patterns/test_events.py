@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from beatmachine.auth.models import AuthSession
+from beatmachine.auth.service import _sessions as sessions
 from beatmachine.core.events import Delivered, DomainEvent
 from beatmachine.core.state import AppState
 from beatmachine.patterns.events import (
@@ -229,6 +232,30 @@ async def test_a_request_on_the_same_day_records_no_more_activity(
     await create_pattern(client, owner)
 
     assert await heard.of(UserActive) == []
+
+
+async def test_the_first_request_of_a_new_day_records_activity_once(
+    client: httpx.AsyncClient,
+    owner: Account,
+    heard: Heard,
+    db: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await settle_and_forget(heard)
+    # Just past midnight, the session last used two minutes ago, the day before.
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    await db.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == owner.id)
+        .values(last_used_at=midnight - timedelta(minutes=1))
+    )
+    await db.commit()
+
+    for minute in (1, 2, 3):
+        monkeypatch.setattr(sessions, "utcnow", lambda m=minute: midnight + timedelta(minutes=m))
+        assert (await client.get("/api/users/me", headers=owner.headers)).status_code == 200
+
+    assert await heard.of(UserActive) == [UserActive(user_id=owner.id, day=midnight.date())]
 
 
 async def settle_and_forget(heard: Heard) -> None:

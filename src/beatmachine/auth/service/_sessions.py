@@ -124,9 +124,11 @@ async def authenticate(session: AsyncSession, state: AppState, token: str) -> Au
         raise TokenRevoked()
     if user.deletion_scheduled_at is not None:
         raise TokenRevoked()
-    if now.date() != auth_session.last_used_at.date():
+    first_use_today = now.date() != auth_session.last_used_at.date()
+    if first_use_today:
         users_service.mark_active(session, user.id, now)
-    if now - auth_session.last_used_at > LAST_USED_RESOLUTION:
+    # Refreshed on a new day too, so the day's first use is recorded once.
+    if first_use_today or now - auth_session.last_used_at > LAST_USED_RESOLUTION:
         auth_session.last_used_at = now
     return Authenticated(user=user, session=auth_session)
 
