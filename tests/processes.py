@@ -106,7 +106,7 @@ class ServiceProcess:
         self.process.wait(STOP_SECONDS)
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after a deadline; closes the log."""
+        """SIGTERM, then SIGKILL after a deadline (its output stays readable)."""
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
@@ -114,6 +114,10 @@ class ServiceProcess:
                 self.process.wait(STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def close(self) -> None:
+        """Stop it, and remove its output."""
+        self.stop()
         self._log.close()
         self.log_path.unlink(missing_ok=True)
 
@@ -124,9 +128,11 @@ class Processes:
     def __init__(self) -> None:
         self.started: list[ServiceProcess] = []
 
-    def worker(self, env: dict[str, str], name: str = "worker") -> ServiceProcess:
-        """`beatmachine worker` with `env`."""
-        return self._keep(ServiceProcess(["worker"], env, name))
+    def worker(
+        self, env: dict[str, str], name: str = "worker", processes: int = 1
+    ) -> ServiceProcess:
+        """`beatmachine worker --processes N` with `env`."""
+        return self._keep(ServiceProcess(["worker", "--processes", str(processes)], env, name))
 
     def server(self, env: dict[str, str], port: int, name: str = "server") -> ServiceProcess:
         """`beatmachine serve` on 127.0.0.1:`port` with `env` (the database is migrated)."""
@@ -143,7 +149,7 @@ class Processes:
 
     def stop_all(self) -> None:
         for process in self.started:
-            process.stop()
+            process.close()
 
 
 @pytest.fixture

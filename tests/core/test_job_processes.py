@@ -5,6 +5,9 @@ runs once a period however many schedulers run."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +96,32 @@ async def test_a_worker_killed_mid_job_leaves_the_job_to_another_worker(
 
     assert mail["To"] == account.email
     assert len(held_smtp.received(with_subject(VERIFY_SUBJECT))) == 1
+
+
+async def test_a_supervised_worker_that_dies_is_started_again(
+    processes: Processes, test_settings: Settings
+) -> None:
+    supervisor = processes.worker(process_env(test_settings), processes=2)
+    await eventually(
+        lambda: asyncio.sleep(0, result=supervisor.output().count("worker_started") == 2),
+        within=30,
+    )
+    [pids] = [
+        json.loads(line)["pids"]
+        for line in supervisor.output().splitlines()
+        if '"workers_started"' in line
+    ]
+
+    os.kill(pids[0], signal.SIGKILL)
+
+    await eventually(
+        lambda: asyncio.sleep(0, result=supervisor.output().count("worker_started") == 3),
+        within=30,
+    )
+    assert '"worker_died"' in supervisor.output()
+    supervisor.stop()
+    assert supervisor.process.returncode == 0
+    assert supervisor.output().count("worker_stopped") == 2
 
 
 async def test_three_schedulers_run_a_periodic_job_once_a_period(
