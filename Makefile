@@ -48,7 +48,13 @@ format: install-dev ## Format the code
 bench: install-dev ## Benchmarks against PostgreSQL + Redis (see bench/README.md)
 	$(RUN) python bench/auth_profile.py
 
+bench-events: install-dev ## Play throughput with and without event recording, one run
+	$(RUN) python bench/events_overhead.py
+
+bench-jobs: install-dev ## Job queue: jobs per second and enqueue-to-start latency, 2 workers
+	$(RUN) python bench/jobs_throughput.py
+
 clean: ## Remove local state (database, outbox, generated secret)
 	rm -rf var
 
-.PHONY: help install install-dev run migrate worker test lint typecheck format bench clean
+.PHONY: help install install-dev run migrate worker test lint typecheck format bench bench-events bench-jobs clean

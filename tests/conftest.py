@@ -141,6 +141,7 @@ def make_settings(backend: Backend, var_dir: Path, **overrides: Any) -> Settings
         "RUN_SCHEDULER": False,
         "INSTALL_DEFAULT_MACHINES": False,
         "APP_URL": "http://localhost:3009",
+        "METRICS_TOKEN": "test-metrics-token",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -3,29 +3,43 @@ shared services of `instance.build_state`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import hmac
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
 import sentry_sdk
 from brotli_asgi import BrotliMiddleware
 from fastapi import FastAPI
 from sqlalchemy import text
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from beatmachine import api
 from beatmachine.core.config import Settings, get_settings
-from beatmachine.core.errors import ServiceUnavailable, error_response, install_error_handlers
+from beatmachine.core.errors import (
+    AuthRequired,
+    ServiceUnavailable,
+    error_response,
+    install_error_handlers,
+)
 from beatmachine.core.logging import configure_logging
 from beatmachine.core.middleware import (
     BodyGuardMiddleware,
+    EnvelopeCORSMiddleware,
+    HeadMiddleware,
     RateLimitMiddleware,
     RequestContextMiddleware,
     UnexpectedErrorMiddleware,
 )
-from beatmachine.core.responses import JSONResponse
+from beatmachine.core.responses import NO_STORE, JSONResponse
+from beatmachine.core.schemas import (
+    BODY_ERROR_STATUSES,
+    BODY_METHODS,
+    COMMON_ERROR_STATUSES,
+    error_responses,
+)
 from beatmachine.core.state import AppState
 from beatmachine.core.storage import LocalStorage
 from beatmachine.core.storage.routes import media_router
@@ -64,8 +78,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/api/openapi.json",
         default_response_class=JSONResponse,
+        # Declared once here, for every operation (and, being declared, FastAPI's own 422
+        # schema never stands in for the envelope).
+        responses=error_responses(*COMMON_ERROR_STATUSES),
         lifespan=lifespan,
     )
+    app.openapi = _with_body_errors(app.openapi)  # type: ignore[method-assign]
     app.state.services = state
     app.state.sessionmaker = state.sessionmaker
     install_error_handlers(app)
@@ -85,8 +103,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RateLimitMiddleware, limiter=state.limiter, settings=settings, jwt_secret=state.jwt_secret
     )
     app.add_middleware(BrotliMiddleware, minimum_size=1024, gzip_fallback=True, quality=4)
+    # Outside compression: a HEAD answers the headers of the GET as it went out.
+    app.add_middleware(HeadMiddleware, routes=app.router.routes)
     app.add_middleware(
-        CORSMiddleware,
+        EnvelopeCORSMiddleware,
         allow_origins=settings.effective_cors_origins,
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
@@ -96,6 +116,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware, metrics=state.metrics)
     return app
+
+
+def _with_body_errors(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document with 413 and 415 on every operation that takes a body: the body
+    guard answers them to any POST, PUT or PATCH, before routing."""
+
+    def openapi() -> dict[str, Any]:
+        schema = build()  # FastAPI's, built once and cached
+        for operations in schema.get("paths", {}).values():
+            for method, operation in operations.items():
+                if method in BODY_METHODS:
+                    for status in BODY_ERROR_STATUSES:
+                        operation["responses"].setdefault(str(status), _envelope(status))
+        return schema
+
+    return openapi
+
+
+def _envelope(status: int) -> dict[str, Any]:
+    return {
+        "description": HTTPStatus(status).phrase,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+    }
 
 
 def _add_operations_routes(app: FastAPI, state: AppState) -> None:
@@ -127,7 +170,21 @@ def _add_operations_routes(app: FastAPI, state: AppState) -> None:
             return JSONResponse({"success": True, "data": {"status": "ready", "checks": checks}})
         return error_response(ServiceUnavailable("Not ready.", details={"checks": checks}))
 
+    token = state.settings.metrics_token
+    if not token:
+        return  # not served: no route, so a 404 like any unknown path
+
     @app.get("/metrics", include_in_schema=False)
-    async def metrics(_request: Request) -> Response:
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics, to the scraper holding `METRICS_TOKEN` only."""
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        # Compared in constant time, so the answer's timing tells nothing of the token.
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            presented.strip().encode(), token.encode()
+        ):
+            raise AuthRequired(
+                "Metrics need the bearer token set in METRICS_TOKEN.",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
         body, content_type = state.metrics.render()
-        return Response(body, media_type=content_type)
+        return Response(body, media_type=content_type, headers={"Cache-Control": NO_STORE})

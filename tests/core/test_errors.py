@@ -272,3 +272,110 @@ async def test_nul_in_a_json_string_is_a_validation_error_not_a_database_error(
 
     error = assert_error(response, 422, "VALIDATION_ERROR")
     assert "NUL" in error["details"]["fields"][0]["message"]
+
+
+# --- bodies the JSON parser cannot read --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"email": "\xff\xfe@example.com", "password": "x"}', id="not-utf-8"),
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, id="nested-too-deeply"),
+        pytest.param(b'{"email": ' + b"9" * 5000 + b"}", id="huge-integer"),
+    ],
+)
+@pytest.mark.parametrize("settings_overrides", [{"MAX_BODY_BYTES": 1_048_576}])
+async def test_unreadable_json_body_is_a_validation_error_on_body(
+    client: httpx.AsyncClient, body: bytes
+) -> None:
+    response = await client.post(
+        "/api/auth/login", content=body, headers={"Content-Type": "application/json"}
+    )
+
+    error = assert_error(response, 422, "VALIDATION_ERROR")
+    assert error["details"]["fields"] == [
+        {"field": "body", "message": "not valid JSON", "type": "json_invalid"}
+    ]
+
+
+async def test_lone_surrogate_in_a_json_string_is_a_validation_error_not_a_database_error(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/api/auth/login",
+        content=b'{"email": "dancer\\ud800@example.com", "password": "whatever1"}',
+        headers={"Content-Type": "application/json"},
+    )
+
+    error = assert_error(response, 422, "VALIDATION_ERROR")
+    assert "surrogate" in error["details"]["fields"][0]["message"]
+
+
+# --- validation errors stay small and plain -----------------------------------------------
+
+
+def unknown_keys(count: int, stem: str = "extra") -> dict[str, Any]:
+    return {f"{stem}{index}": index for index in range(count)}
+
+
+@pytest.mark.parametrize("settings_overrides", [{"MAX_BODY_BYTES": 1_048_576}])
+async def test_validation_error_reports_twenty_fields_then_counts_the_rest(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/api/auth/register", json={**registration(), **unknown_keys(500)})
+
+    error = assert_error(response, 422, "VALIDATION_ERROR")
+    assert len(error["details"]["fields"]) == 20
+    assert error["details"]["moreFields"] == 480
+
+
+@pytest.mark.parametrize("settings_overrides", [{"MAX_BODY_BYTES": 1_048_576}])
+async def test_validation_error_for_many_unknown_keys_is_smaller_than_the_body(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {**registration(), **unknown_keys(20_000, stem="k")}
+
+    response = await client.post("/api/auth/register", json=body)
+
+    assert response.status_code == 422
+    assert len(response.content) < 8_000
+    assert len(response.content) < len(httpx.Request("POST", "/", json=body).content) / 10
+
+
+@pytest.mark.parametrize(
+    "key", ['<img src=x onerror="alert(1)">', "a&b", "it's", "line\nbreak", "\u2028", "a\\b"]
+)
+async def test_validation_error_never_echoes_markup_from_key_names(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    response = await client.post(
+        "/api/auth/login", json={"email": "a@b.c", "password": "x", key: 1}
+    )
+
+    error = assert_error(response, 422, "VALIDATION_ERROR")
+    [field] = error["details"]["fields"]
+    assert not set(field["field"]) & set("<>&\"'\n\u2028")
+    assert "<img" not in response.text
+
+
+async def test_validation_error_shows_markup_in_key_names_escaped(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/api/auth/login", json={"email": "a@b.c", "password": "x", "<b>": 1}
+    )
+
+    [field] = assert_error(response, 422, "VALIDATION_ERROR")["details"]["fields"]
+    assert field["field"] == "\\u003cb\\u003e"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"MAX_BODY_BYTES": 1_048_576}])
+async def test_validation_error_cuts_a_long_field_name(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/auth/login", json={"email": "a@b.c", "password": "x", "k" * 10_000: 1}
+    )
+
+    [field] = assert_error(response, 422, "VALIDATION_ERROR")["details"]["fields"]
+    assert len(field["field"]) == 120
+    assert field["field"].endswith("\u2026")

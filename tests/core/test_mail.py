@@ -43,9 +43,12 @@ def sent_count(metrics: Metrics, transport: str, outcome: str) -> float:
     return value or 0.0
 
 
-async def scraped_mail_count(client: httpx.AsyncClient, transport: str, outcome: str) -> float:
-    """`mail_sent_total{transport, outcome}` as `/metrics` shows it."""
-    response = await client.get("/metrics")
+async def scraped_mail_count(
+    client: httpx.AsyncClient, state: AppState, transport: str, outcome: str
+) -> float:
+    """`mail_sent_total{transport, outcome}` as `/metrics` shows its scraper."""
+    scraper = {"Authorization": f"Bearer {state.settings.metrics_token}"}
+    response = await client.get("/metrics", headers=scraper)
     assert response.status_code == 200
     for family in text_string_to_metric_families(response.text):
         for sample in family.samples:
@@ -171,7 +174,7 @@ async def test_registration_mail_lands_in_the_outbox_without_smtp(
     assert mail["To"] == account.email
     assert mail["Subject"] == "Confirm your e-mail for the Beat Machine"
     assert link_token(mail, "http://localhost:3009/verify-email")
-    assert await scraped_mail_count(client, "outbox", "sent") == 1
+    assert await scraped_mail_count(client, state, "outbox", "sent") == 1
 
 
 @pytest.mark.parametrize("settings_overrides", [{"APP_URL": "https://beats.example.org/"}])
@@ -227,13 +230,13 @@ class TestWhenSmtpIsDown:
     ) -> None:
         account = await register(client)
         await settle(state)
-        failed_before = await scraped_mail_count(client, "smtp", "failed")
+        failed_before = await scraped_mail_count(client, state, "smtp", "failed")
 
         await client.post("/api/auth/forgot-password", json={"email": account.email})
         await settle(state)
 
-        assert await scraped_mail_count(client, "smtp", "failed") == failed_before + 2
-        assert await scraped_mail_count(client, "smtp", "sent") == 0
+        assert await scraped_mail_count(client, state, "smtp", "failed") == failed_before + 2
+        assert await scraped_mail_count(client, state, "smtp", "sent") == 0
 
     async def test_mail_that_never_got_through_is_kept_as_a_failed_job(
         self, client: httpx.AsyncClient, state: AppState, db: AsyncSession

@@ -13,6 +13,7 @@ import pytest
 
 from beatmachine.app import EXPOSED_HEADERS
 from tests.core.apps import serve, standalone_settings
+from tests.factories import assert_error
 
 APP_ORIGIN = "http://localhost:3009"
 OTHER_ORIGIN = "https://evil.example"
@@ -119,7 +120,8 @@ async def test_cross_origin_response_exposes_request_id_and_rate_limit_headers(
 
 async def test_preflight_from_other_origin_is_refused(client: httpx.AsyncClient) -> None:
     response = await client.options("/api/auth/login", headers=preflight_headers(OTHER_ORIGIN))
-    assert response.status_code == 400
+    error = assert_error(response, 403, "CORS_ORIGIN_NOT_ALLOWED")
+    assert error["details"] == {"refused": ["origin"]}
     assert "access-control-allow-origin" not in response.headers
 
 
@@ -140,7 +142,7 @@ async def test_cors_origins_setting_replaces_app_url(tmp_path: Path) -> None:
         app_url = await client.options("/api/auth/login", headers=preflight_headers(APP_ORIGIN))
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "https://admin.salsanor.no"
-    assert app_url.status_code == 400
+    assert_error(app_url, 403, "CORS_ORIGIN_NOT_ALLOWED")
     assert "access-control-allow-origin" not in app_url.headers
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -18,6 +18,11 @@ from beatmachine.users.models import User
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from login or register.")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+# `openapi_extra` of a route that takes `OptionalUser`: its bearer requirement is optional
+# (an empty requirement beside it). Such a route also declares 401: a token that is sent
+# must be valid.
+OPTIONAL_AUTH: dict[str, Any] = {"security": [{}]}
 
 
 async def _current_auth(

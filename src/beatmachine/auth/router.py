@@ -30,10 +30,12 @@ from beatmachine.auth.schemas import (
     VerifyEmailRequest,
 )
 from beatmachine.core.db import SessionDep
+from beatmachine.core.responses import NoStore
 from beatmachine.core.schemas import Envelope, Message, error_responses, ok
 from beatmachine.core.state import StateDep
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+# Answers hand out tokens or list sessions, to callers with or without one: never cached.
+router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[NoStore])
 
 FORGOT_PASSWORD_MESSAGE = "If an account exists for this email, a reset link is on its way."  # noqa: S105
 

@@ -130,8 +130,8 @@ class Settings(BaseSettings):
     event_retention: int = Field(7 * 86400, alias="EVENT_RETENTION")
 
     # --- operations -----------------------------------------------------------
+    # Bearer token a Prometheus scraper sends to `/metrics`; empty = metrics not served.
     metrics_token: str = Field("", alias="METRICS_TOKEN")
-    metrics_port: int = Field(0, alias="METRICS_PORT")
 
     # --- web ----------------------------------------------------------------
     api_url: str = Field("http://127.0.0.1:8000", alias="API_URL")

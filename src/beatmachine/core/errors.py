@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import structlog
@@ -9,6 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import Scope
 
 from beatmachine.core.responses import JSONResponse
 
@@ -74,6 +77,16 @@ class RateLimitExceeded(AppError):
     code, status, message = "RATE_LIMIT_EXCEEDED", 429, "Too many requests; try again later."
 
 
+class CorsOriginRefused(AppError):
+    code, status = "CORS_ORIGIN_NOT_ALLOWED", 403
+    message = "This origin may not call the API from a browser."
+
+
+class CorsRequestRefused(AppError):
+    code, status = "CORS_REQUEST_NOT_ALLOWED", 400
+    message = "The API does not allow this cross-origin request (method or headers)."
+
+
 class ServiceUnavailable(AppError):
     code, status, message = "SERVICE_UNAVAILABLE", 503, "A service we depend on is unavailable."
 
@@ -107,19 +120,82 @@ def error_response(error: AppError) -> JSONResponse:
     )
 
 
+# A validation error reports at most this many fields, then how many more failed: the
+# answer stays small however many keys a body holds.
+MAX_REPORTED_FIELDS = 20
+MAX_FIELD_LENGTH = 120
+MAX_MESSAGE_LENGTH = 300
+# Shown escaped (`\\u003c`), so no reported text can become markup where a client shows it.
+_UNSAFE_IN_FIELD = re.compile(r"[<>&\"'\\\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_UNSAFE_IN_MESSAGE = re.compile(r"[<>&\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _plain(value: str, unsafe: re.Pattern[str], limit: int) -> str:
+    """`value` cut to `limit` characters, with `unsafe` characters escaped as `\\uXXXX`."""
+    escaped = unsafe.sub(lambda match: f"\\u{ord(match.group()):04x}", value[: limit + 1])
+    return escaped if len(escaped) <= limit else escaped[: limit - 1] + "\u2026"
+
+
 def validation_details(errors: list[Any]) -> dict[str, Any]:
-    """Pydantic's errors as `{"fields": [{"field", "message", "type"}]}`, input never echoed."""
+    """Pydantic's errors as `{"fields": [{"field", "message", "type"}]}`: the input is never
+    echoed, field names and messages are plain bounded text, and past
+    `MAX_REPORTED_FIELDS` only the count of the rest is given (`moreFields`)."""
     fields = []
-    for err in errors:
-        location = [str(part) for part in err.get("loc", ()) if part not in ("body",)]
+    for err in errors[:MAX_REPORTED_FIELDS]:
+        location = [str(part) for part in err.get("loc", ())]
+        if location[:1] == ["body"]:
+            location = location[1:]
         fields.append(
             {
-                "field": ".".join(location) or "body",
-                "message": str(err.get("msg", "invalid")),
-                "type": str(err.get("type", "invalid")),
+                "field": _plain(".".join(location), _UNSAFE_IN_FIELD, MAX_FIELD_LENGTH) or "body",
+                "message": _plain(
+                    str(err.get("msg", "invalid")), _UNSAFE_IN_MESSAGE, MAX_MESSAGE_LENGTH
+                ),
+                "type": _plain(str(err.get("type", "invalid")), _UNSAFE_IN_FIELD, MAX_FIELD_LENGTH),
             }
         )
-    return {"fields": fields}
+    details: dict[str, Any] = {"fields": fields}
+    if len(errors) > MAX_REPORTED_FIELDS:
+        details["moreFields"] = len(errors) - MAX_REPORTED_FIELDS
+    return details
+
+
+def unreadable_body(reason: str) -> ValidationFailed:
+    """The 422 of a body that is not JSON the service can read (malformed, not UTF-8, too
+    deeply nested, a number too large), whichever layer noticed."""
+    return ValidationFailed(
+        f"The request body is not valid JSON: {reason}.",
+        details={
+            "fields": [{"field": "body", "message": "not valid JSON", "type": "json_invalid"}]
+        },
+    )
+
+
+def _unreadable_reason(cause: BaseException) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    if isinstance(cause, RecursionError):
+        return "it is nested too deeply"
+    return "it holds a value that cannot be read (a number too large, say)"
+
+
+# The methods a route can accept, in the order `Allow` lists them.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at the request's path (RFC 9110 15.5.6), with HEAD
+    wherever GET is (the HEAD middleware answers it for any GET route)."""
+    scope: Scope = request.scope
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+    if "GET" in allowed and "HEAD" not in allowed:
+        allowed.insert(allowed.index("GET") + 1, "HEAD")
+    return allowed
 
 
 async def _app_error_handler(_request: Request, exc: Exception) -> Response:
@@ -131,17 +207,16 @@ async def _validation_handler(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     if any(err.get("type") == "json_invalid" for err in errors):
-        details = {
-            "fields": [{"field": "body", "message": "not valid JSON", "type": "json_invalid"}]
-        }
-        return error_response(
-            ValidationFailed("The request body is not valid JSON.", details=details)
-        )
+        return error_response(unreadable_body("it is malformed"))
     return error_response(ValidationFailed(details=validation_details(errors)))
 
 
-async def _http_error_handler(_request: Request, exc: Exception) -> Response:
+async def _http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+        # The framework could not decode the JSON body: invalid UTF-8, nesting past the
+        # parser's depth, an integer past Python's digit limit. That is malformed JSON.
+        return error_response(unreadable_body(_unreadable_reason(exc.__cause__)))
     error_type = _STATUS_ERRORS.get(exc.status_code)
     if error_type is None:
         error = AppError("Request failed.")
@@ -152,6 +227,9 @@ async def _http_error_handler(_request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         error.message = "No such resource."
     error.headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        # The route that matched lists only its own methods; the path may have others.
+        error.headers = {**(error.headers or {}), "Allow": ", ".join(allowed_methods(request))}
     return error_response(error)
 
 

@@ -1,4 +1,5 @@
-"""ASGI middleware: request context (id, logs, metrics, security headers), body limits
+"""ASGI middleware: request context (id, logs, metrics, security headers, private answers
+kept out of caches), HEAD for every GET route, CORS refusals as the envelope, body limits
 and content types, per-client rate limiting."""
 
 from __future__ import annotations
@@ -7,15 +8,20 @@ import ipaddress
 import re
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from beatmachine.core.config import Settings
 from beatmachine.core.errors import (
     AppError,
+    CorsOriginRefused,
+    CorsRequestRefused,
     PayloadTooLarge,
     RateLimitExceeded,
     UnsupportedMediaType,
@@ -24,6 +30,7 @@ from beatmachine.core.errors import (
 )
 from beatmachine.core.metrics import Metrics
 from beatmachine.core.ratelimit import RateLimiter
+from beatmachine.core.responses import NO_STORE, declared_no_store
 from beatmachine.core.security import InvalidToken, decode_access_token
 
 log = structlog.get_logger("beatmachine.http")
@@ -60,8 +67,19 @@ def _route_template(scope: Scope) -> str:
     return str(path)
 
 
+def _cache_policy(scope: Scope, headers: MutableHeaders, with_credentials: bool) -> None:
+    """`no-store` for what must never sit in a cache: the answers of routes that declared
+    `NoStore` (tokens), and answers to a request that carried credentials, which are the
+    caller's own, unless their route chose a policy (a public document stays cacheable)."""
+    if declared_no_store(scope):
+        headers["Cache-Control"] = NO_STORE
+    elif with_credentials:
+        headers.setdefault("Cache-Control", NO_STORE)
+
+
 class RequestContextMiddleware:
-    """Outermost layer: request id, access log, metrics, security headers, last-resort 500."""
+    """Outermost layer: request id, access log, metrics, security headers, the cache policy
+    of private answers, last-resort 500."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -71,7 +89,9 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = Headers(scope=scope).get("x-request-id", "")
+        request_headers = Headers(scope=scope)
+        incoming = request_headers.get("x-request-id", "")
+        with_credentials = "authorization" in request_headers
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -89,6 +109,7 @@ class RequestContextMiddleware:
                 for name, value in SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
                 headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else API_CSP)
+                _cache_policy(scope, headers, with_credentials)
             await send(message)
 
         try:
@@ -110,6 +131,84 @@ class RequestContextMiddleware:
                 duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+class HeadMiddleware:
+    """HEAD for every GET route (RFC 9110 9.3.2): the request is served as the GET it asks
+    about, so status and headers are the GET's (ETag, Cache-Control, Content-Type,
+    Content-Length, a 304 for a matching `If-None-Match`), and the body is dropped. A route
+    that answers HEAD itself keeps it. Outside the compression layer, so Content-Encoding
+    and Content-Length are those of the GET with the same `Accept-Encoding`."""
+
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        # The app's routes (the live list), to tell routes that answer HEAD themselves.
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        if any(route.matches(scope)[0] is Match.FULL for route in self.routes):
+            await self.app(scope, receive, without_body)
+            return
+        # In place, so the layers outside see the route the GET matched; they log HEAD.
+        scope["method"] = "GET"
+        try:
+            await self.app(scope, receive, without_body)
+        finally:
+            scope["method"] = "HEAD"
+
+
+class EnvelopeCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS handling, unchanged but for a refused preflight, which answers the
+    error envelope: 403 `CORS_ORIGIN_NOT_ALLOWED` when the origin may not call the API,
+    else 400 `CORS_REQUEST_NOT_ALLOWED` for a method, headers (or private-network access)
+    the API does not allow; `details.refused` names what was refused."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        refused = self._refused(request_headers)
+        error: AppError = (
+            CorsOriginRefused(details={"refused": refused})
+            if "origin" in refused
+            else CorsRequestRefused(details={"refused": refused})
+        )
+        # The preflight's own headers (Vary, Access-Control-Allow-*) stay as Starlette set
+        # them; only the body and its type change.
+        error.headers = {
+            name: value
+            for name, value in response.headers.items()
+            if name not in ("content-type", "content-length")
+        }
+        return error_response(error)
+
+    def _refused(self, request_headers: Headers) -> list[str]:
+        """What of the preflight is not allowed, in the terms Starlette checks."""
+        refused = []
+        if not self.is_allowed_origin(origin=request_headers["origin"]):
+            refused.append("origin")
+        if request_headers["access-control-request-method"] not in self.allow_methods:
+            refused.append("method")
+        requested = request_headers.get("access-control-request-headers")
+        if not self.allow_all_headers and requested is not None:
+            names = (name.strip().lower() for name in requested.split(","))
+            if any(name not in self.allow_headers for name in names):
+                refused.append("headers")
+        private = request_headers.get("access-control-request-private-network")
+        if private is not None and not self.allow_private_network:
+            refused.append("private-network")
+        return refused
 
 
 class UnexpectedErrorMiddleware:

@@ -6,9 +6,15 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from fastapi import Depends, Request
 from starlette.responses import JSONResponse as StarletteJSONResponse
+from starlette.types import Scope
 
 from beatmachine.core.ids import isoformat_z
+
+# The scope key `NoStore` sets; the request-context middleware then sends `no-store`.
+_NO_STORE_KEY = "beatmachine.no_store"
+NO_STORE = "no-store"
 
 
 def _default(value: Any) -> Any:
@@ -35,3 +41,19 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
     wanted = etag.strip().removeprefix("W/")
     candidates = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
     return wanted in candidates or "*" in candidates
+
+
+async def _no_store(request: Request) -> None:
+    request.scope[_NO_STORE_KEY] = True
+
+
+# A route (or router) declares with `dependencies=[NoStore]` that its answers hold secrets
+# (tokens) or private data and must never be kept by a browser or a shared cache: they go
+# out with `Cache-Control: no-store`, whatever the route set. Answers to a request that
+# carries credentials get it anyway, unless their route chose a policy of its own.
+NoStore = Depends(_no_store)
+
+
+def declared_no_store(scope: Scope) -> bool:
+    """Whether the route that answered `scope` declared `NoStore`."""
+    return bool(scope.get(_NO_STORE_KEY))

@@ -6,16 +6,17 @@ from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request
+from pydantic import ValidationError
 from starlette.responses import Response
 
 from beatmachine.auth.dependencies import AdminUser
 from beatmachine.core.compression import MIN_COMPRESS_BYTES, negotiate
 from beatmachine.core.db import SessionDep
-from beatmachine.core.errors import ValidationFailed
+from beatmachine.core.errors import ValidationFailed, validation_details
 from beatmachine.core.pagination import PageDep
 from beatmachine.core.rendered import Rendered
 from beatmachine.core.responses import etag_matches
-from beatmachine.core.schemas import Envelope, error_responses, ok
+from beatmachine.core.schemas import NOT_MODIFIED, Envelope, VersionPath, error_responses, ok
 from beatmachine.core.state import AppState, StateDep
 from beatmachine.machines import service
 from beatmachine.machines.document import SLUG_PATTERN
@@ -28,6 +29,7 @@ from beatmachine.machines.schemas import (
     RollbackRequest,
     VersionList,
     VersionSummary,
+    within_bounds,
 )
 from beatmachine.machines.xml import (
     MAX_XML_BYTES,
@@ -74,7 +76,7 @@ def _out(published: service.Published) -> MachineOut:
     )
 
 
-@router.get("", response_model=Envelope[MachineList])
+@router.get("", response_model=Envelope[MachineList], responses=NOT_MODIFIED)
 async def list_machines(request: Request, state: StateDep) -> Response:
     rendered = await service.rendered_list(state.sessionmaker, state.cache, state.memo)
     return await _conditional(request, state, rendered, "application/json")
@@ -124,6 +126,13 @@ async def import_machine_xml(
             f"The machine XML was refused: {exc}",
             details={"element": exc.element, "maxBytes": MAX_XML_BYTES},
         ) from exc
+    try:
+        within_bounds(document)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            "The machine XML was refused: a value is out of range.",
+            details=validation_details(exc.errors()),
+        ) from exc
     result = await service.publish(
         session,
         state.cache,
@@ -137,7 +146,7 @@ async def import_machine_xml(
 @router.get(
     "/{machine_id}.xml",
     response_class=Response,
-    responses={200: {"content": {XML_MEDIA_TYPE: {}}}, **error_responses(404)},
+    responses={200: {"content": {XML_MEDIA_TYPE: {}}}, **NOT_MODIFIED, **error_responses(404)},
 )
 async def get_machine_xml(machine_id: str, request: Request, state: StateDep) -> Response:
     rendered = await service.rendered_document(
@@ -149,7 +158,7 @@ async def get_machine_xml(machine_id: str, request: Request, state: StateDep) ->
 @router.get(
     "/{machine_id}",
     response_model=Envelope[MachineOut],
-    responses={200: {"content": {XML_MEDIA_TYPE: {}}}, **error_responses(404)},
+    responses={200: {"content": {XML_MEDIA_TYPE: {}}}, **NOT_MODIFIED, **error_responses(404)},
 )
 async def get_machine(machine_id: str, request: Request, state: StateDep) -> Response:
     """The current version; `Accept: application/xml` gives the front end's XML."""
@@ -222,10 +231,10 @@ async def list_versions(
 @router.get(
     "/{machine_id}/versions/{version}",
     response_model=Envelope[MachineOut],
-    responses={200: {"content": {XML_MEDIA_TYPE: {}}}, **error_responses(404)},
+    responses={200: {"content": {XML_MEDIA_TYPE: {}}}, **NOT_MODIFIED, **error_responses(404)},
 )
 async def get_version(
-    machine_id: str, version: int, request: Request, session: SessionDep
+    machine_id: str, version: VersionPath, request: Request, session: SessionDep
 ) -> Response:
     published = await service.get_published(session, machine_id, version)
     wants_xml = _wants_xml(request)

@@ -9,13 +9,13 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from beatmachine.auth.dependencies import CurrentUser, OptionalUser
+from beatmachine.auth.dependencies import OPTIONAL_AUTH, CurrentUser, OptionalUser
 from beatmachine.core.config import Settings
 from beatmachine.core.db import SessionDep
 from beatmachine.core.errors import ValidationFailed
 from beatmachine.core.pagination import PageDep, Pagination
 from beatmachine.core.responses import dumps, etag_matches
-from beatmachine.core.schemas import Envelope, Message, error_responses, ok
+from beatmachine.core.schemas import NOT_MODIFIED, Envelope, Message, error_responses, ok
 from beatmachine.core.state import StateDep
 from beatmachine.patterns import service, sharing, transfer, views
 from beatmachine.patterns.models import Pattern
@@ -52,7 +52,12 @@ FlavorQuery = Annotated[str | None, Query(max_length=50, pattern=NO_CONTROL_CHAR
 UserIdQuery = Annotated[str | None, Query(alias="userId", max_length=32, pattern=NO_CONTROL_CHARS)]
 
 
-@router.get("", response_model=Envelope[PatternList], responses=error_responses(422))
+@router.get(
+    "",
+    response_model=Envelope[PatternList],
+    responses=error_responses(401, 422),
+    openapi_extra=OPTIONAL_AUTH,
+)
 async def list_patterns(
     session: SessionDep,
     state: StateDep,
@@ -181,7 +186,10 @@ async def import_pattern(
 
 
 @router.get(
-    "/{pattern_id}", response_model=Envelope[PatternOut], responses=error_responses(401, 404)
+    "/{pattern_id}",
+    response_model=Envelope[PatternOut],
+    responses={**NOT_MODIFIED, **error_responses(401, 404)},
+    openapi_extra=OPTIONAL_AUTH,
 )
 async def get_pattern(
     pattern_id: str, request: Request, session: SessionDep, state: StateDep, viewer: OptionalUser
@@ -209,7 +217,8 @@ async def get_pattern(
             }
         ),
         media_type="application/json",
-        headers={"Cache-Control": "private, no-cache"},
+        # The viewer's own answer (a private pattern, whether they liked it): never kept.
+        headers={"Cache-Control": "private, no-store"},
     )
 
 
@@ -276,7 +285,10 @@ async def unlike_pattern(
 
 
 @router.post(
-    "/{pattern_id}/play", response_model=Envelope[PlayResult], responses=error_responses(401, 404)
+    "/{pattern_id}/play",
+    response_model=Envelope[PlayResult],
+    responses=error_responses(401, 404),
+    openapi_extra=OPTIONAL_AUTH,
 )
 async def play_pattern(
     pattern_id: str, session: SessionDep, state: StateDep, viewer: OptionalUser
@@ -304,7 +316,14 @@ async def fork_pattern(
     )
 
 
-@router.get("/{pattern_id}/export", responses=error_responses(401, 404, 422))
+@router.get(
+    "/{pattern_id}/export",
+    responses={
+        200: {"content": {XML_MEDIA_TYPE: {"schema": {"type": "string"}}}},
+        **error_responses(401, 404, 422),
+    },
+    openapi_extra=OPTIONAL_AUTH,
+)
 async def export_pattern(
     pattern_id: str,
     session: SessionDep,

@@ -11,7 +11,16 @@ from beatmachine.auth.dependencies import CurrentUser
 from beatmachine.core.db import SessionDep
 from beatmachine.core.pagination import PageDep, Pagination
 from beatmachine.core.responses import dumps
-from beatmachine.core.schemas import CamelModel, Envelope, Message, Timestamp, error_responses, ok
+from beatmachine.core.schemas import (
+    INT32_MAX,
+    CamelModel,
+    Envelope,
+    Message,
+    Timestamp,
+    VersionPath,
+    error_responses,
+    ok,
+)
 from beatmachine.core.state import StateDep
 from beatmachine.patterns import service, sharing, versions, views
 from beatmachine.patterns.schemas import PatternOut, PatternUpdated
@@ -85,8 +94,8 @@ async def diff_versions(
     pattern_id: str,
     session: SessionDep,
     user: CurrentUser,
-    from_version: Annotated[int, Query(alias="from", ge=1)],
-    to_version: Annotated[int, Query(alias="to", ge=1)],
+    from_version: Annotated[int, Query(alias="from", ge=1, le=INT32_MAX)],
+    to_version: Annotated[int, Query(alias="to", ge=1, le=INT32_MAX)],
 ) -> Envelope[VersionDiff]:
     """What changed between two versions, per field and per instrument."""
     pattern = await service.get_owned(session, pattern_id, user)
@@ -110,7 +119,7 @@ async def diff_versions(
     responses=error_responses(401, 403, 404),
 )
 async def get_version(
-    pattern_id: str, version: int, session: SessionDep, user: CurrentUser
+    pattern_id: str, version: VersionPath, session: SessionDep, user: CurrentUser
 ) -> Envelope[VersionOut]:
     pattern = await service.get_owned(session, pattern_id, user)
     return ok(_version_out(await versions.get_version(session, pattern, version)))
@@ -122,7 +131,7 @@ async def get_version(
     responses=error_responses(401, 403, 404, 422),
 )
 async def restore_version(
-    pattern_id: str, version: int, session: SessionDep, state: StateDep, user: CurrentUser
+    pattern_id: str, version: VersionPath, session: SessionDep, state: StateDep, user: CurrentUser
 ) -> Envelope[PatternUpdated]:
     """Make an old version current again (the restore is itself a new version)."""
     pattern = await versions.restore_version(session, state, user, pattern_id, version)

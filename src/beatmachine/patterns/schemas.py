@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from beatmachine.core.pagination import Pagination
-from beatmachine.core.schemas import CamelModel, RequestModel, Timestamp
-from beatmachine.machines.document import SLUG_PATTERN
+from beatmachine.core.schemas import (
+    CamelModel,
+    RequestModel,
+    Timestamp,
+    UpdateModel,
+    WholeNumber,
+)
+from beatmachine.machines.document import MAX_PROGRAMS, SLUG_PATTERN
 from beatmachine.users.schemas import plain_text
 
 MAX_INSTRUMENTS = 64
@@ -34,9 +40,16 @@ def _xml_safe(value: str) -> str:
     return value
 
 
+# The same rule in the OpenAPI schema (ECMA-262 and Python regex alike), so clients and
+# generated requests know it.
+XML_TEXT = Field(
+    json_schema_extra={"pattern": r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]*$"}
+)
+
 Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX),
+    XML_TEXT,
     AfterValidator(plain_text),
     AfterValidator(_non_blank),
     AfterValidator(_xml_safe),
@@ -44,11 +57,12 @@ Title = Annotated[
 Description = Annotated[
     str,
     StringConstraints(max_length=DESCRIPTION_MAX),
+    XML_TEXT,
     AfterValidator(plain_text),
     AfterValidator(_xml_safe),
 ]
-Bpm = Annotated[int, Field(ge=80, le=250, strict=True)]
-KeyNote = Annotated[int, Field(ge=0, le=11, strict=True)]
+Bpm = Annotated[int, Field(ge=80, le=250, strict=True), WholeNumber]
+KeyNote = Annotated[int, Field(ge=0, le=11, strict=True), WholeNumber]
 # No control characters: PostgreSQL refuses NUL in text, which would otherwise be a 500.
 Flavor = Annotated[
     str, StringConstraints(min_length=1, max_length=50, pattern=r"^[^\x00-\x1f\x7f]+$")
@@ -58,9 +72,9 @@ Flavor = Annotated[
 class InstrumentSetting(RequestModel):
     id: Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
     enabled: Annotated[bool, Field(strict=True)] = True
-    active_program: Annotated[int, Field(ge=0, strict=True)] = 0
+    active_program: Annotated[int, Field(ge=0, lt=MAX_PROGRAMS, strict=True), WholeNumber] = 0
     volume: Annotated[float, Field(ge=0.0, le=1.0, strict=True)] = 1.0
-    pitch_offset: Annotated[int, Field(ge=-127, le=127, strict=True)] = 0
+    pitch_offset: Annotated[int, Field(ge=-127, le=127, strict=True), WholeNumber] = 0
 
 
 class Configuration(RequestModel):
@@ -75,12 +89,6 @@ class Configuration(RequestModel):
         return self
 
 
-def _no_null(value: Any) -> Any:
-    if value is None:
-        raise ValueError("must not be null")
-    return value
-
-
 class PatternCreate(RequestModel):
     title: Title
     description: Description = ""
@@ -91,7 +99,7 @@ class PatternCreate(RequestModel):
     configuration: Configuration
 
 
-class PatternUpdate(RequestModel):
+class PatternUpdate(UpdateModel):
     title: Title | None = None
     description: Description | None = None
     flavor: Flavor | None = None
@@ -99,8 +107,6 @@ class PatternUpdate(RequestModel):
     key_note: KeyNote | None = None
     is_public: Annotated[bool, Field(strict=True)] | None = None
     configuration: Configuration | None = None
-
-    _not_null = field_validator("*", mode="before")(_no_null)
 
 
 class Author(CamelModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from beatmachine.auth.dependencies import CurrentUser, OptionalUser
+from beatmachine.auth.dependencies import OPTIONAL_AUTH, CurrentUser, OptionalUser
 from beatmachine.core.db import SessionDep
 from beatmachine.core.schemas import Envelope, error_responses, ok
 from beatmachine.core.state import StateDep
@@ -66,7 +66,10 @@ async def update_preferences(
 
 
 @router.get(
-    "/{user_id}", response_model=Envelope[PublicProfile], responses=error_responses(401, 404)
+    "/{user_id}",
+    response_model=Envelope[PublicProfile],
+    responses=error_responses(401, 404),
+    openapi_extra=OPTIONAL_AUTH,
 )
 async def get_user(
     user_id: str, session: SessionDep, state: StateDep, viewer: OptionalUser

@@ -11,7 +11,15 @@ from typing import Annotated, Literal
 import nh3
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
-from beatmachine.core.schemas import CamelModel, RequestModel, Timestamp
+from beatmachine.core.schemas import (
+    CamelModel,
+    RequestModel,
+    Timestamp,
+    UpdateModel,
+    WholeNumber,
+    not_nullable,
+    refuse_null,
+)
 
 AVATAR_MAX_BYTES = 512 * 1024
 _DATA_URL = re.compile(r"^data:(image/(?:png|jpeg|webp|gif));base64,([A-Za-z0-9+/=\s]+)$")
@@ -102,9 +110,9 @@ class Preferences(CamelModel):
     notify_newsletter: bool
 
 
-class PreferencesUpdate(RequestModel):
-    default_bpm: Annotated[int, Field(ge=80, le=250, strict=True)] | None = None
-    default_key: Annotated[int, Field(ge=0, le=11, strict=True)] | None = None
+class PreferencesUpdate(UpdateModel):
+    default_bpm: Annotated[int, Field(ge=80, le=250, strict=True), WholeNumber] | None = None
+    default_key: Annotated[int, Field(ge=0, le=11, strict=True), WholeNumber] | None = None
     default_flavor: Flavor | None = None
     use_glass_ui: Annotated[bool, Field(strict=True)] | None = Field(None, alias="useGlassUI")
     auto_play: Annotated[bool, Field(strict=True)] | None = None
@@ -117,25 +125,15 @@ class PreferencesUpdate(RequestModel):
     notify_follows: Annotated[bool, Field(strict=True)] | None = None
     notify_newsletter: Annotated[bool, Field(strict=True)] | None = None
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("must not be null")
-        return value
-
 
 class ProfileUpdate(RequestModel):
-    display_name: DisplayName | None = None
+    """Any of the fields; `bio` and `avatar` may be null to clear them, a name cannot be."""
+
+    display_name: DisplayName | None = Field(None, json_schema_extra=not_nullable)
     bio: Bio | None = None
     avatar: Avatar | None = None
 
-    @field_validator("display_name", mode="before")
-    @classmethod
-    def _name_not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("must not be null")
-        return value
+    _name_not_null = field_validator("display_name", mode="before")(refuse_null)
 
 
 class OwnStats(CamelModel):
