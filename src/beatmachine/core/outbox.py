@@ -32,6 +32,9 @@ log = structlog.get_logger(__name__)
 CLAIM_SECONDS = 30
 RELAY_BATCH = 500
 POLL_SECONDS = 1.0
+# Woken by a commit, the relay first waits this long, so that the commits of concurrent
+# requests are handed on as one batch (two statements) rather than one batch each.
+GATHER_SECONDS = 0.02
 STOP_SECONDS = 10.0
 PRUNE_BATCH = 5000
 # Relayed events stay for `EVENT_RETENTION` (what happened, for a while); a relayed job
@@ -166,6 +169,8 @@ class Relay:
             timeout = POLL_SECONDS * min(2**failures, 30)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+                if not self._stopping:
+                    await asyncio.sleep(GATHER_SECONDS)
 
     def start(self) -> None:
         """Relay in the background until `stop`."""
