@@ -9,6 +9,7 @@ from beatmachine.auth import router as auth_router
 from beatmachine.machines import router as machines_router
 from beatmachine.patterns import router as patterns_router
 from beatmachine.patterns import routes_history as patterns_history
+from beatmachine.social import router as social_router
 from beatmachine.users import router as users_router
 
 router = APIRouter(prefix="/api")
@@ -18,6 +19,7 @@ router.include_router(machines_router.router)
 router.include_router(patterns_router.router)
 router.include_router(patterns_history.router)
 router.include_router(patterns_history.shared_router)
+router.include_router(social_router.router)
 router.include_router(admin_router.router)
 
 # Paths that accept request bodies other than JSON.

@@ -1,4 +1,4 @@
-"""Every domain's wiring, in the domain order (machines < users < auth < patterns).
+"""Every domain's wiring, in the domain order (machines < users < auth < patterns < social).
 
 API and worker processes both call `setup`; it imports no router, so a worker never
 loads the HTTP layer.
@@ -10,9 +10,10 @@ from beatmachine.auth import wiring as auth_wiring
 from beatmachine.core.state import AppState
 from beatmachine.machines import wiring as machines_wiring
 from beatmachine.patterns import wiring as patterns_wiring
+from beatmachine.social import wiring as social_wiring
 from beatmachine.users import wiring as users_wiring
 
-DOMAINS = (machines_wiring, users_wiring, auth_wiring, patterns_wiring)
+DOMAINS = (machines_wiring, users_wiring, auth_wiring, patterns_wiring, social_wiring)
 
 
 def setup(state: AppState) -> None:

@@ -14,11 +14,13 @@ from beatmachine.patterns.models import (
     ShareLink,
     is_search_object,
 )
+from beatmachine.social.models import Comment
 from beatmachine.users.models import User, UserPreferences
 
 __all__ = [
     "AuthSession",
     "Base",
+    "Comment",
     "EventDelivery",
     "FailedJob",
     "JobLease",

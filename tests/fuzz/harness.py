@@ -127,7 +127,7 @@ async def seed_resources(client: httpx.AsyncClient, state: AppState) -> Seeded:
 async def renew_resources(client: httpx.AsyncClient, state: AppState, seeded: Seeded) -> None:
     """Before each operation, bring back what earlier fuzzed requests used up, so the ids
     handed to it name live resources: the patterns restored, a fresh share link, the
-    owner's current sessions, a failed job not yet sent again."""
+    owner's current sessions, a comment of theirs, a failed job not yet sent again."""
     owner = seeded.identities["user"]
     headers = await _signed_in(client, owner)
     for pattern_id in seeded.pattern_ids:
@@ -137,6 +137,12 @@ async def renew_resources(client: httpx.AsyncClient, state: AppState, seeded: Se
     assert link.status_code == 201, link.text
     sessions = await client.get("/api/auth/sessions", headers=headers)
     assert sessions.status_code == 200, sessions.text
+    posted = await client.post(
+        f"/api/patterns/{seeded.pattern_ids[0]}/comments",
+        json={"text": "Fuzz comment"},
+        headers=headers,
+    )
+    assert posted.status_code == 201, posted.text
     await state.jobs.submit(FAILING_JOB)
     await settle(state)
     admin = seeded.identities["admin"]
@@ -149,6 +155,8 @@ async def renew_resources(client: httpx.AsyncClient, state: AppState, seeded: Se
     known["token"] = [link.json()["data"]["token"]]
     known["session_id"] = [item["id"] for item in sessions.json()["data"]["sessions"]]
     known["job_id"] = [job["id"] for job in failed.json()["data"]["jobs"]]
+    known["comment_id"] = [posted.json()["data"]["id"]]
+    known["parentId"] = [posted.json()["data"]["id"]]
 
 
 async def _signed_in(client: httpx.AsyncClient, identity: Identity) -> dict[str, str]:

@@ -14,6 +14,7 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from redis.asyncio import BlockingConnectionPool
 
 from beatmachine.core.cache import REDIS_MAX_CONNECTIONS, REDIS_POOL_TIMEOUT
+from beatmachine.core.errors import RateLimitExceeded
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,16 @@ class RateLimiter:
         allowed = await self._limiter.hit(item, key, cost=cost)
         stats = await self._limiter.get_window_stats(item, key)
         return Decision(allowed, limit, max(0, stats.remaining), stats.reset_time)
+
+    async def enforce(self, name: str, key: str, *, limit: int, window: int, message: str) -> None:
+        """Count one action of `key` against a limit of its own (creations per user per
+        hour, say); past it, `RateLimitExceeded` with `message` and `Retry-After`. Does
+        nothing while limits are switched off."""
+        if not self.enabled:
+            return
+        decision = await self.hit(name, key, limit=limit, window=window)
+        if not decision.allowed:
+            raise RateLimitExceeded(message, headers={"Retry-After": str(decision.retry_after)})
 
     async def peek(self, name: str, key: str, *, limit: int, window: int) -> Decision:
         """The state of a limit without counting a hit."""

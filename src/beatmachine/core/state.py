@@ -27,6 +27,9 @@ ProfileCounts = Callable[[AsyncSession, str], Awaitable[dict[str, int]]]
 # it themselves (a machine version names its author).
 NameLookup = Callable[[AsyncSession, set[str]], Awaitable[dict[str, str]]]
 Hook = Callable[[], Awaitable[None]]
+# Work a domain does inside the transaction that purges accounts, before their rows go
+# (the counters of what they leave behind on other people's work): (session, user ids).
+PurgeHook = Callable[[AsyncSession, list[str]], Awaitable[None]]
 
 
 async def _no_names(_session: AsyncSession, _ids: set[str]) -> dict[str, str]:
@@ -56,6 +59,7 @@ class AppState:
     on_startup: list[Hook] = field(default_factory=list)
     on_shutdown: list[Hook] = field(default_factory=list)
     profile_counts: list[ProfileCounts] = field(default_factory=list)
+    before_account_purge: list[PurgeHook] = field(default_factory=list)
     display_names: NameLookup = _no_names
 
     async def start(self, *, worker: bool, scheduler: bool) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, literal_column, select, text, true, update
+from sqlalchemy import Select, and_, case, delete, func, literal_column, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
 
@@ -177,6 +177,27 @@ async def bump(session: AsyncSession, pattern_id: str, column: str, delta: int) 
     )
     value = result.scalar_one_or_none()
     return None if value is None else int(value)
+
+
+async def subtract(session: AsyncSession, column: str, amounts: dict[str, int]) -> None:
+    """Take `amounts[pattern_id]` off a counter of each pattern, in one UPDATE."""
+    if not amounts:
+        return
+    counter = getattr(Pattern, column)
+    await session.execute(
+        update(Pattern)
+        .where(Pattern.id.in_(amounts))
+        .values({column: counter - case(amounts, value=Pattern.id, else_=0)})
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def by_ids(session: AsyncSession, pattern_ids: list[str]) -> list[Pattern]:
+    """The patterns of `pattern_ids` that exist, deleted or not (one query)."""
+    if not pattern_ids:
+        return []
+    rows = await session.execute(select(Pattern).where(Pattern.id.in_(pattern_ids)))
+    return list(rows.scalars())
 
 
 async def counter(session: AsyncSession, pattern_id: str, column: str) -> int:

@@ -12,7 +12,7 @@ from beatmachine.core import events
 from beatmachine.core.config import Settings
 from beatmachine.core.errors import ValidationFailed
 from beatmachine.core.ids import new_id, utcnow
-from beatmachine.core.state import ProfileCounts
+from beatmachine.core.state import ProfileCounts, PurgeHook
 from beatmachine.machines import service as machines_service
 from beatmachine.users.events import UserActive, UserRegistered
 from beatmachine.users.exceptions import UserNotFound
@@ -157,8 +157,11 @@ async def cancel_deletion(session: AsyncSession, user: User) -> None:
     await session.flush()
 
 
-async def purge_deleted(session: AsyncSession, now: datetime) -> Sequence[str]:
-    """Remove accounts whose deletion grace period is over; their data goes with them."""
+async def purge_deleted(
+    session: AsyncSession, now: datetime, before: Sequence[PurgeHook] = ()
+) -> Sequence[str]:
+    """Remove accounts whose deletion grace period is over; their data goes with them.
+    `before` runs first in the same transaction (the domains' `before_account_purge`)."""
     ids = (
         (
             await session.execute(
@@ -171,6 +174,8 @@ async def purge_deleted(session: AsyncSession, now: datetime) -> Sequence[str]:
         .all()
     )
     if ids:
+        for hook in before:
+            await hook(session, list(ids))
         await session.execute(delete(User).where(User.id.in_(ids)))
     return ids
 

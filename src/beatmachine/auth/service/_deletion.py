@@ -45,7 +45,7 @@ async def request_deletion(
 async def purge_deleted_accounts(state: AppState) -> int:
     """The periodic job: remove accounts whose grace period is over."""
     async with transaction(state.sessionmaker) as session:
-        ids = await users_service.purge_deleted(session, utcnow())
+        ids = await users_service.purge_deleted(session, utcnow(), state.before_account_purge)
     for user_id in ids:
         log.info("account_purged", user_id=user_id)
     return len(ids)

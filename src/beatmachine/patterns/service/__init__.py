@@ -22,7 +22,15 @@ from beatmachine.patterns.service._listing import (
     list_deleted,
     list_patterns,
 )
-from beatmachine.patterns.service._reactions import FORK_SUFFIX, fork, like, play, unlike
+from beatmachine.patterns.service._reactions import (
+    FORK_SUFFIX,
+    count_comments,
+    fork,
+    like,
+    play,
+    uncount_comments,
+    unlike,
+)
 from beatmachine.patterns.service._reading import (
     author_of,
     get_live,
@@ -68,6 +76,7 @@ __all__ = [
     "check_create_limit",
     "configuration_json",
     "count_cache_key",
+    "count_comments",
     "count_for_user",
     "create",
     "fork",
@@ -89,6 +98,7 @@ __all__ = [
     "restore",
     "snapshot",
     "soft_delete",
+    "uncount_comments",
     "unlike",
     "update",
     "validate_configuration",

@@ -1,4 +1,4 @@
-"""Likes, plays and forks: exact counters under concurrency."""
+"""Likes, plays, forks and the comment count: exact counters under concurrency."""
 
 from __future__ import annotations
 
@@ -82,6 +82,24 @@ async def play(session: AsyncSession, state: AppState, viewer: User | None, patt
         ),
     )
     return count or 0
+
+
+async def count_comments(
+    session: AsyncSession, state: AppState, pattern: Pattern, delta: int
+) -> int:
+    """Add `delta` to the pattern's comment count in one atomic UPDATE (exact however
+    many comments arrive at once); returns the new count."""
+    count = await repository.bump(session, pattern.id, "comments_count", delta)
+    changed(session, state.cache, pattern, counts=False)
+    return count or 0
+
+
+async def uncount_comments(session: AsyncSession, state: AppState, amounts: dict[str, int]) -> None:
+    """Take comments that are going (with an account being purged) off the counts of the
+    patterns they were on: `amounts` maps pattern ids to how many."""
+    await repository.subtract(session, "comments_count", amounts)
+    for pattern in await repository.by_ids(session, list(amounts)):
+        changed(session, state.cache, pattern, counts=False)
 
 
 async def fork(session: AsyncSession, state: AppState, user: User, pattern_id: str) -> Pattern:

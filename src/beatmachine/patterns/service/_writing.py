@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.core import events
 from beatmachine.core.db import transaction
-from beatmachine.core.errors import RateLimitExceeded
 from beatmachine.core.ids import new_id, utcnow
 from beatmachine.core.state import AppState
 from beatmachine.patterns import repository
@@ -44,19 +43,13 @@ PATTERN_CREATE_WINDOW = 3600
 
 async def check_create_limit(state: AppState, user: User) -> None:
     """Count a creation against the user's hourly limit; `RateLimitExceeded` past it."""
-    if not state.limiter.enabled:
-        return
-    decision = await state.limiter.hit(
+    await state.limiter.enforce(
         "pattern-create",
         user.id,
         limit=state.settings.rate_limit_pattern_create,
         window=PATTERN_CREATE_WINDOW,
+        message="You have created too many patterns this hour; try again later.",
     )
-    if not decision.allowed:
-        raise RateLimitExceeded(
-            "You have created too many patterns this hour; try again later.",
-            headers={"Retry-After": str(decision.retry_after)},
-        )
 
 
 async def create(

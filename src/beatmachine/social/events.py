@@ -1,0 +1,28 @@
+"""What happens in the social domain, for the domains after it (analytics, webhooks) and
+its own listeners (feed, notifications). Recorded inside the transaction of the change."""
+
+from __future__ import annotations
+
+from beatmachine.core.events import DomainEvent
+
+
+class CommentCreated(DomainEvent):
+    """A new comment, or a reply (`parent_id`, with the author of the thread's first
+    comment in `parent_author_id`)."""
+
+    name = "comment.created"
+    comment_id: str
+    pattern_id: str
+    owner_id: str
+    user_id: str
+    parent_id: str | None
+    parent_author_id: str | None
+    is_public: bool
+
+
+class CommentDeleted(DomainEvent):
+    """A comment removed, with the replies of its thread when it was the first."""
+
+    name = "comment.deleted"
+    comment_ids: list[str]
+    pattern_id: str

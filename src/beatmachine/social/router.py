@@ -1,0 +1,119 @@
+"""HTTP routes of the social domain: comments on patterns."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from beatmachine.auth.dependencies import OPTIONAL_AUTH, CurrentUser, OptionalUser
+from beatmachine.core.db import SessionDep
+from beatmachine.core.pagination import PageDep
+from beatmachine.core.schemas import Envelope, Message, error_responses, ok
+from beatmachine.core.state import StateDep
+from beatmachine.patterns.views import author_of
+from beatmachine.social import service
+from beatmachine.social.models import Comment
+from beatmachine.social.schemas import (
+    CommentAuthor,
+    CommentCreate,
+    CommentEdit,
+    CommentList,
+    CommentOut,
+    CommentPosted,
+    CommentSort,
+)
+from beatmachine.users.models import User
+
+router = APIRouter(tags=["comments"])
+
+
+def _out(comment: Comment, author: User) -> CommentOut:
+    return CommentOut(
+        id=comment.id,
+        text=comment.text,
+        parent_id=comment.parent_id,
+        author=author_of(author),
+        created_at=comment.created_at,
+        updated_at=comment.updated_at,
+        edited_at=comment.edited_at,
+    )
+
+
+@router.get(
+    "/patterns/{pattern_id}/comments",
+    response_model=Envelope[CommentList],
+    responses=error_responses(401, 404),
+    openapi_extra=OPTIONAL_AUTH,
+)
+async def list_comments(
+    pattern_id: str,
+    session: SessionDep,
+    page: PageDep,
+    viewer: OptionalUser,
+    sort: Annotated[CommentSort, Query()] = "oldest",
+) -> Envelope[CommentList]:
+    """The pattern's comments and replies, oldest first (`sort=newest` for the latest
+    first); a reply names its thread's first comment in `parentId`."""
+    found = await service.list_comments(session, pattern_id, viewer, page, sort)
+    return ok(
+        CommentList(
+            comments=[_out(comment, author) for comment, author in found.rows],
+            pagination=found.pagination,
+        )
+    )
+
+
+@router.post(
+    "/patterns/{pattern_id}/comments",
+    status_code=201,
+    response_model=Envelope[CommentPosted],
+    responses=error_responses(401, 404, 429),
+)
+async def post_comment(
+    pattern_id: str, body: CommentCreate, session: SessionDep, state: StateDep, user: CurrentUser
+) -> Envelope[CommentPosted]:
+    """Comment on a pattern, or reply with `parentId` (a reply to a reply joins the same
+    thread). The text is plain text: tags are removed."""
+    comment = await service.post_comment(session, state, user, pattern_id, body)
+    return ok(
+        CommentPosted(
+            id=comment.id,
+            text=comment.text,
+            parent_id=comment.parent_id,
+            author=CommentAuthor(id=user.id, display_name=user.display_name),
+            created_at=comment.created_at,
+        )
+    )
+
+
+@router.put(
+    "/comments/{comment_id}",
+    response_model=Envelope[CommentOut],
+    responses=error_responses(401, 403, 404),
+)
+async def edit_comment(
+    comment_id: str, body: CommentEdit, session: SessionDep, user: CurrentUser
+) -> Envelope[CommentOut]:
+    """Change one's own comment; `editedAt` then says when."""
+    comment = await service.edit_comment(session, user, comment_id, body.text)
+    return ok(_out(comment, user))
+
+
+@router.delete(
+    "/comments/{comment_id}",
+    response_model=Envelope[Message],
+    responses=error_responses(401, 403, 404),
+)
+async def delete_comment(
+    comment_id: str, session: SessionDep, state: StateDep, user: CurrentUser
+) -> Envelope[Message]:
+    """Delete a comment (its author, the pattern's owner or an admin); the first comment
+    of a thread takes its replies with it."""
+    gone = await service.delete_comment(session, state, user, comment_id)
+    replies = len(gone) - 1
+    return ok(
+        Message(
+            message="Comment deleted." if not replies else f"Comment and {replies} replies deleted."
+        )
+    )
