@@ -14,7 +14,7 @@ from beatmachine.patterns.models import (
     ShareLink,
     is_search_object,
 )
-from beatmachine.social.models import Comment
+from beatmachine.social.models import Comment, Follow
 from beatmachine.users.models import User, UserPreferences
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "Comment",
     "EventDelivery",
     "FailedJob",
+    "Follow",
     "JobLease",
     "Machine",
     "MachineVersion",

@@ -26,6 +26,9 @@ ProfileCounts = Callable[[AsyncSession, str], Awaitable[dict[str, int]]]
 # Display names of accounts by id, for domains that come before users and so cannot ask
 # it themselves (a machine version names its author).
 NameLookup = Callable[[AsyncSession, set[str]], Awaitable[dict[str, str]]]
+# Whether one account follows another, from the social domain (which comes after users):
+# (session, viewer id, user id) -> bool. Until a domain provides it, nobody follows anyone.
+FollowCheck = Callable[[AsyncSession, str, str], Awaitable[bool]]
 Hook = Callable[[], Awaitable[None]]
 # Work a domain does inside the transaction that purges accounts, before their rows go
 # (the counters of what they leave behind on other people's work): (session, user ids).
@@ -34,6 +37,10 @@ PurgeHook = Callable[[AsyncSession, list[str]], Awaitable[None]]
 
 async def _no_names(_session: AsyncSession, _ids: set[str]) -> dict[str, str]:
     return {}
+
+
+async def _no_follows(_session: AsyncSession, _viewer_id: str, _user_id: str) -> bool:
+    return False
 
 
 @dataclass
@@ -61,6 +68,7 @@ class AppState:
     profile_counts: list[ProfileCounts] = field(default_factory=list)
     before_account_purge: list[PurgeHook] = field(default_factory=list)
     display_names: NameLookup = _no_names
+    is_following: FollowCheck = _no_follows
 
     async def start(self, *, worker: bool, scheduler: bool) -> None:
         """Run the domains' start-up work, then the background work of this process: the

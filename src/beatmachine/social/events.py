@@ -26,3 +26,19 @@ class CommentDeleted(DomainEvent):
     name = "comment.deleted"
     comment_ids: list[str]
     pattern_id: str
+
+
+class UserFollowed(DomainEvent):
+    """`follower_id` started following `followee_id` (a repeated follow records nothing)."""
+
+    name = "user.followed"
+    follower_id: str
+    followee_id: str
+
+
+class UserUnfollowed(DomainEvent):
+    """`follower_id` stopped following `followee_id`."""
+
+    name = "user.unfollowed"
+    follower_id: str
+    followee_id: str

@@ -8,6 +8,7 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from beatmachine.core.db import Base, IdMixin, TimestampMixin
+from beatmachine.core.ids import utcnow
 
 
 class Comment(IdMixin, TimestampMixin, Base):
@@ -32,3 +33,23 @@ class Comment(IdMixin, TimestampMixin, Base):
     text: Mapped[str] = mapped_column(Text)
     # Set by an edit of the text: the comment shows it was edited, and when.
     edited_at: Mapped[datetime | None]
+
+
+class Follow(Base):
+    """`follower_id` follows `followee_id`: one row per pair, so following is idempotent
+    and counts are exact."""
+
+    __tablename__ = "follows"
+    __table_args__ = (
+        # Someone's followers, newest first; and whom someone follows, newest first.
+        Index("ix_follows_followee_created", "followee_id", "created_at"),
+        Index("ix_follows_follower_created", "follower_id", "created_at"),
+    )
+
+    follower_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    followee_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -6,7 +6,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.core.pagination import PageParams, Pagination
-from beatmachine.social.models import Comment
+from beatmachine.social.models import Comment, Follow
 from beatmachine.users.models import User
 
 
@@ -62,3 +62,60 @@ async def comments_left_by(session: AsyncSession, user_ids: list[str]) -> dict[s
         .group_by(Comment.pattern_id)
     )
     return {pattern_id: int(count) for pattern_id, count in rows.all()}
+
+
+async def follower_count(session: AsyncSession, user_id: str) -> int:
+    """How many active accounts follow `user_id` (counted, so always exact)."""
+    value = await session.execute(
+        select(func.count())
+        .select_from(Follow)
+        .join(User, User.id == Follow.follower_id)
+        .where(Follow.followee_id == user_id, User.deletion_scheduled_at.is_(None))
+    )
+    return int(value.scalar_one())
+
+
+async def following_count(session: AsyncSession, user_id: str) -> int:
+    """How many active accounts `user_id` follows."""
+    value = await session.execute(
+        select(func.count())
+        .select_from(Follow)
+        .join(User, User.id == Follow.followee_id)
+        .where(Follow.follower_id == user_id, User.deletion_scheduled_at.is_(None))
+    )
+    return int(value.scalar_one())
+
+
+async def people_page(
+    session: AsyncSession, user_id: str, params: PageParams, *, followers: bool
+) -> tuple[list[User], Pagination]:
+    """The followers (or, with `followers=False`, the followees) of `user_id`, newest
+    follow first, active accounts only: one query for the page, one for the total."""
+    mine, theirs = (
+        (Follow.followee_id, Follow.follower_id)
+        if followers
+        else (Follow.follower_id, Follow.followee_id)
+    )
+    page = (
+        select(User)
+        .join(Follow, User.id == theirs)
+        .where(mine == user_id, User.deletion_scheduled_at.is_(None))
+        .order_by(Follow.created_at.desc(), theirs.desc())
+        .limit(params.limit)
+        .offset(params.offset)
+    )
+    users = list((await session.execute(page)).scalars())
+    total = await (follower_count if followers else following_count)(session, user_id)
+    return users, params.pagination(total)
+
+
+async def followed_among(session: AsyncSession, follower_id: str, user_ids: list[str]) -> set[str]:
+    """Which of `user_ids` `follower_id` follows (one query for a whole page)."""
+    if not user_ids:
+        return set()
+    rows = await session.execute(
+        select(Follow.followee_id).where(
+            Follow.follower_id == follower_id, Follow.followee_id.in_(user_ids)
+        )
+    )
+    return set(rows.scalars())

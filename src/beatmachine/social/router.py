@@ -1,4 +1,4 @@
-"""HTTP routes of the social domain: comments on patterns."""
+"""HTTP routes of the social domain: comments on patterns, and follows."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ from beatmachine.social.schemas import (
     CommentOut,
     CommentPosted,
     CommentSort,
+    FollowList,
+    FollowListUser,
+    FollowResult,
 )
 from beatmachine.users.models import User
 
@@ -117,3 +120,74 @@ async def delete_comment(
             message="Comment deleted." if not replies else f"Comment and {replies} replies deleted."
         )
     )
+
+
+@router.post(
+    "/users/{user_id}/follow",
+    response_model=Envelope[FollowResult],
+    responses=error_responses(401, 404),
+    tags=["follows"],
+)
+async def follow_user(
+    user_id: str, session: SessionDep, user: CurrentUser
+) -> Envelope[FollowResult]:
+    """Follow an account (idempotent); not oneself (422)."""
+    count = await service.follow(session, user, user_id)
+    return ok(FollowResult(following=True, follower_count=count))
+
+
+@router.delete(
+    "/users/{user_id}/follow",
+    response_model=Envelope[FollowResult],
+    responses=error_responses(401, 404),
+    tags=["follows"],
+)
+async def unfollow_user(
+    user_id: str, session: SessionDep, user: CurrentUser
+) -> Envelope[FollowResult]:
+    """Stop following an account (idempotent)."""
+    count = await service.unfollow(session, user, user_id)
+    return ok(FollowResult(following=False, follower_count=count))
+
+
+def _people(found: service.PeoplePage) -> FollowList:
+    return FollowList(
+        users=[
+            FollowListUser(
+                id=person.user.id,
+                display_name=person.user.display_name,
+                avatar=person.user.avatar,
+                is_followed_by_current_user=person.followed_by_viewer,
+            )
+            for person in found.people
+        ],
+        pagination=found.pagination,
+    )
+
+
+@router.get(
+    "/users/{user_id}/followers",
+    response_model=Envelope[FollowList],
+    responses=error_responses(401, 404),
+    openapi_extra=OPTIONAL_AUTH,
+    tags=["follows"],
+)
+async def list_followers(
+    user_id: str, session: SessionDep, page: PageDep, viewer: OptionalUser
+) -> Envelope[FollowList]:
+    """Who follows the account, the latest first."""
+    return ok(_people(await service.people(session, user_id, viewer, page, followers=True)))
+
+
+@router.get(
+    "/users/{user_id}/following",
+    response_model=Envelope[FollowList],
+    responses=error_responses(401, 404),
+    openapi_extra=OPTIONAL_AUTH,
+    tags=["follows"],
+)
+async def list_following(
+    user_id: str, session: SessionDep, page: PageDep, viewer: OptionalUser
+) -> Envelope[FollowList]:
+    """Whom the account follows, the latest first."""
+    return ok(_people(await service.people(session, user_id, viewer, page, followers=False)))

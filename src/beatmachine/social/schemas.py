@@ -83,3 +83,20 @@ class CommentPosted(CamelModel):
 class CommentList(CamelModel):
     comments: list[CommentOut]
     pagination: Pagination
+
+
+class FollowResult(CamelModel):
+    following: bool
+    follower_count: int
+
+
+class FollowListUser(CamelModel):
+    id: str
+    display_name: str
+    avatar: str | None
+    is_followed_by_current_user: bool
+
+
+class FollowList(CamelModel):
+    users: list[FollowListUser]
+    pagination: Pagination

@@ -82,8 +82,9 @@ async def get_user(
             avatar=user.avatar,
             bio=user.bio,
             stats=await service.public_stats(session, user, state.profile_counts),
-            # Follows arrive with the social domain; until then nobody follows anybody.
-            is_following=False,
+            is_following=(
+                viewer is not None and await state.is_following(session, viewer.id, user.id)
+            ),
             created_at=user.created_at,
         )
     )
