@@ -42,10 +42,14 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("follows", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_follows_followee_created", ["followee_id", "created_at"], unique=False
+            "ix_follows_followee_created",
+            ["followee_id", "created_at", "follower_id"],
+            unique=False,
         )
         batch_op.create_index(
-            "ix_follows_follower_created", ["follower_id", "created_at"], unique=False
+            "ix_follows_follower_created",
+            ["follower_id", "created_at", "followee_id"],
+            unique=False,
         )
 
 

@@ -262,6 +262,8 @@ async def test_posting_a_reply_records_comment_created(
             user_id=fan.id,
             parent_id=None,
             parent_author_id=None,
+            replied_to_id=None,
+            replied_to_author_id=None,
             is_public=True,
         ),
         CommentCreated(
@@ -271,6 +273,8 @@ async def test_posting_a_reply_records_comment_created(
             user_id=owner.id,
             parent_id=first["id"],
             parent_author_id=fan.id,
+            replied_to_id=first["id"],
+            replied_to_author_id=fan.id,
             is_public=True,
         ),
     ]

@@ -5,8 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from beatmachine.core.events import Delivered
+from beatmachine.core.state import AppState
+from beatmachine.social.events import CommentCreated
 from tests.factories import Account, assert_error
+from tests.jobs import settle
 from tests.patterns.helpers import create_pattern
 from tests.social.helpers import comment, listed, post, reply
 from tests.users.helpers import ISO_Z
@@ -388,3 +393,50 @@ async def test_deleting_a_reply_keeps_its_thread(
 
     assert response.status_code == 200, response.text
     assert [c["id"] for c in (await listed(client, public["id"]))["comments"]] == [first["id"]]
+
+
+async def test_deleting_a_thread_with_one_reply_says_so(
+    client: httpx.AsyncClient, fan: Account, owner: Account, public: dict[str, Any]
+) -> None:
+    first = await comment(client, fan, public["id"], "question")
+    await reply(client, owner, public["id"], first["id"], "answer")
+
+    response = await client.delete(f"/api/comments/{first['id']}", headers=fan.headers)
+
+    assert response.json()["data"]["message"] == "Comment and 1 reply deleted."
+
+
+async def test_a_reply_to_a_reply_names_the_comment_it_answers_in_its_event(
+    client: httpx.AsyncClient, state: AppState, fan: Account, owner: Account, public: dict[str, Any]
+) -> None:
+    heard: list[CommentCreated] = []
+
+    async def keep(_session: AsyncSession, delivered: Delivered[CommentCreated]) -> None:
+        heard.append(delivered.event)
+
+    state.events.listen(CommentCreated, "test.replies", keep)
+    first = await comment(client, fan, public["id"], "question")
+    answer = await reply(client, owner, public["id"], first["id"], "answer")
+    await settle(state)
+
+    follow_up = await reply(client, fan, public["id"], answer["id"], "thanks")
+
+    await settle(state)
+    [event] = [e for e in heard if e.comment_id == follow_up["id"]]
+    assert (event.parent_id, event.parent_author_id) == (first["id"], fan.id)
+    assert (event.replied_to_id, event.replied_to_author_id) == (answer["id"], owner.id)
+
+
+async def test_comment_routes_of_a_deleted_pattern_are_not_found(
+    client: httpx.AsyncClient, fan: Account, owner: Account, admin: Account, public: dict[str, Any]
+) -> None:
+    posted = await comment(client, fan, public["id"])
+    await client.delete(f"/api/patterns/{public['id']}", headers=owner.headers)
+
+    new = await post(client, fan, public["id"], "still there?")
+    by_author = await client.delete(f"/api/comments/{posted['id']}", headers=fan.headers)
+    by_admin = await client.delete(f"/api/comments/{posted['id']}", headers=admin.headers)
+
+    assert_error(new, 404, "PATTERN_NOT_FOUND")
+    assert_error(by_author, 404, "PATTERN_NOT_FOUND")
+    assert_error(by_admin, 404, "PATTERN_NOT_FOUND")

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.core.events import Delivered
@@ -107,7 +107,8 @@ async def test_following_oneself_is_a_validation_error(
 ) -> None:
     response = await follow(client, fan, fan.id)
 
-    assert_error(response, 422, "VALIDATION_ERROR")
+    error = assert_error(response, 422, "VALIDATION_ERROR")
+    assert [f["field"] for f in error["details"]["fields"]] == ["path.user_id"]
     assert await follow_rows(db, fan.id) == 0
 
 
@@ -286,3 +287,67 @@ async def test_following_and_unfollowing_record_their_events(
         UserFollowed(follower_id=fan.id, followee_id=owner.id),
         UserUnfollowed(follower_id=fan.id, followee_id=owner.id),
     ]
+
+
+async def test_an_account_awaiting_deletion_cannot_be_followed(
+    client: httpx.AsyncClient, fan: Account, owner: Account, db: AsyncSession
+) -> None:
+    await db.execute(
+        update(User)
+        .where(User.id == owner.id)
+        .values(deletion_scheduled_at=datetime.now(UTC) + timedelta(days=30))
+    )
+    await db.commit()
+
+    assert_error(await follow(client, fan, owner.id), 404, "USER_NOT_FOUND")
+    assert_error(await client.get(f"/api/users/{owner.id}/following"), 404, "USER_NOT_FOUND")
+    assert await follow_rows(db, owner.id) == 0
+
+
+async def test_following_list_says_whom_the_caller_follows(
+    client: httpx.AsyncClient, fan: Account, stranger: Account, owner: Account
+) -> None:
+    await follow(client, fan, owner.id)
+    await follow(client, fan, stranger.id)
+    await follow(client, owner, stranger.id)
+
+    as_owner = await people(client, fan.id, "following", owner)
+    anonymous = await people(client, fan.id, "following")
+
+    assert {u["id"]: u["isFollowedByCurrentUser"] for u in as_owner["users"]} == {
+        stranger.id: True,
+        owner.id: False,
+    }
+    assert {u["isFollowedByCurrentUser"] for u in anonymous["users"]} == {False}
+
+
+async def test_a_page_of_followers_costs_the_same_queries_however_many_it_holds(
+    client: httpx.AsyncClient, state: AppState, owner: Account, stranger: Account
+) -> None:
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # Only what reads follows: the caller's own session bookkeeping varies with time.
+        if "follows" in statement:
+            statements.append(statement)
+
+    async def queries_for_followers_page() -> int:
+        statements.clear()
+        event.listen(state.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            await people(client, owner.id, "followers", stranger)
+        finally:
+            event.remove(state.engine.sync_engine, "before_cursor_execute", count)
+        return len(statements)
+
+    first = await register(client, display_name="First")
+    await follow(client, first, owner.id)
+    with_one = await queries_for_followers_page()
+    for n in range(5):
+        fan = await register(client, display_name=f"Fan {n}")
+        await follow(client, fan, owner.id)
+        await follow(client, stranger, fan.id)
+
+    with_six = await queries_for_followers_page()
+
+    assert with_six == with_one

@@ -179,25 +179,31 @@ async def bump(session: AsyncSession, pattern_id: str, column: str, delta: int) 
     return None if value is None else int(value)
 
 
+SUBTRACT_CHUNK = 1000
+
+
 async def subtract(session: AsyncSession, column: str, amounts: dict[str, int]) -> None:
     """Take `amounts[pattern_id]` off a counter of each pattern, in one UPDATE."""
-    if not amounts:
-        return
     counter = getattr(Pattern, column)
-    await session.execute(
-        update(Pattern)
-        .where(Pattern.id.in_(amounts))
-        .values({column: counter - case(amounts, value=Pattern.id, else_=0)})
-        .execution_options(synchronize_session=False)
-    )
+    items = sorted(amounts.items())
+    # In chunks, so that the statement's parameters stay well within what a driver takes.
+    for start in range(0, len(items), SUBTRACT_CHUNK):
+        chunk = dict(items[start : start + SUBTRACT_CHUNK])
+        await session.execute(
+            update(Pattern)
+            .where(Pattern.id.in_(chunk))
+            .values({column: counter - case(chunk, value=Pattern.id, else_=0)})
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def by_ids(session: AsyncSession, pattern_ids: list[str]) -> list[Pattern]:
     """The patterns of `pattern_ids` that exist, deleted or not (one query)."""
-    if not pattern_ids:
-        return []
-    rows = await session.execute(select(Pattern).where(Pattern.id.in_(pattern_ids)))
-    return list(rows.scalars())
+    found: list[Pattern] = []
+    for start in range(0, len(pattern_ids), SUBTRACT_CHUNK):
+        chunk = pattern_ids[start : start + SUBTRACT_CHUNK]
+        found += (await session.execute(select(Pattern).where(Pattern.id.in_(chunk)))).scalars()
+    return found
 
 
 async def counter(session: AsyncSession, pattern_id: str, column: str) -> int:

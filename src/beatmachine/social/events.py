@@ -7,8 +7,9 @@ from beatmachine.core.events import DomainEvent
 
 
 class CommentCreated(DomainEvent):
-    """A new comment, or a reply (`parent_id`, with the author of the thread's first
-    comment in `parent_author_id`)."""
+    """A new comment, or a reply: `parent_id` and `parent_author_id` name the thread's
+    first comment and its author, `replied_to_id` and `replied_to_author_id` the comment
+    answered (the same, or a reply in that thread)."""
 
     name = "comment.created"
     comment_id: str
@@ -17,6 +18,8 @@ class CommentCreated(DomainEvent):
     user_id: str
     parent_id: str | None
     parent_author_id: str | None
+    replied_to_id: str | None
+    replied_to_author_id: str | None
     is_public: bool
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from beatmachine.core.errors import AppError
+from beatmachine.core.errors import AppError, ValidationFailed
 
 
 class CommentNotFound(AppError):
@@ -19,3 +19,14 @@ class MayNotDeleteComment(AppError):
         403,
         "Only the comment's author, the pattern's owner or an admin may delete it.",
     )
+
+
+class CannotFollowYourself(ValidationFailed):
+    message = "You cannot follow yourself."
+
+    def __init__(self) -> None:
+        super().__init__(
+            details={
+                "fields": [{"field": "path.user_id", "message": "is you", "type": "value_error"}]
+            }
+        )

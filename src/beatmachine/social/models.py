@@ -42,8 +42,8 @@ class Follow(Base):
     __tablename__ = "follows"
     __table_args__ = (
         # Someone's followers, newest first; and whom someone follows, newest first.
-        Index("ix_follows_followee_created", "followee_id", "created_at"),
-        Index("ix_follows_follower_created", "follower_id", "created_at"),
+        Index("ix_follows_followee_created", "followee_id", "created_at", "follower_id"),
+        Index("ix_follows_follower_created", "follower_id", "created_at", "followee_id"),
     )
 
     follower_id: Mapped[str] = mapped_column(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from beatmachine.core.db import insert_ignoring_conflict
+from beatmachine.core.ids import utcnow
 from beatmachine.core.pagination import PageParams, Pagination
 from beatmachine.social.models import Comment, Follow
 from beatmachine.users.models import User
@@ -38,52 +42,77 @@ async def comments_page(
 
 
 async def delete_thread(session: AsyncSession, comment: Comment) -> list[str]:
-    """Delete `comment` and, when it opens a thread, its replies; returns the ids gone."""
-    ids = list(
-        (
-            await session.execute(
-                select(Comment.id).where(
-                    or_(Comment.id == comment.id, Comment.parent_id == comment.id)
-                )
-            )
-        ).scalars()
-    )
-    await session.execute(delete(Comment).where(Comment.id.in_(ids)))
-    return ids
+    """Delete `comment` and, when it opens a thread, its replies; returns the ids that
+    these statements deleted (a reply deleted meanwhile by someone else is not counted).
+    Replies first: a cascade from the first comment would take them unseen on SQLite."""
+    deleted: list[str] = []
+    for which in (Comment.parent_id == comment.id, Comment.id == comment.id):
+        result = await session.execute(
+            delete(Comment)
+            .where(which)
+            .returning(Comment.id)
+            .execution_options(synchronize_session=False)
+        )
+        deleted += result.scalars()
+    return deleted
 
 
 async def comments_left_by(session: AsyncSession, user_ids: list[str]) -> dict[str, int]:
     """For each pattern, how many of its comments go with the accounts `user_ids`: their
-    own, and the replies in the threads they opened (one grouped query)."""
+    own, and the replies in the threads they opened. The rows are locked, so a comment
+    deleted or replied to meanwhile cannot be counted twice or missed."""
     opened = select(Comment.id).where(Comment.user_id.in_(user_ids))
     rows = await session.execute(
-        select(Comment.pattern_id, func.count())
+        select(Comment.id, Comment.pattern_id)
         .where(or_(Comment.user_id.in_(user_ids), Comment.parent_id.in_(opened)))
-        .group_by(Comment.pattern_id)
+        .order_by(Comment.id)
+        .with_for_update()
     )
-    return {pattern_id: int(count) for pattern_id, count in rows.all()}
+    amounts: dict[str, int] = {}
+    for _comment_id, pattern_id in rows.all():
+        amounts[pattern_id] = amounts.get(pattern_id, 0) + 1
+    return amounts
+
+
+async def _count_follows(session: AsyncSession, mine: Any, theirs: Any, user_id: str) -> int:
+    # All follows counted from the index alone, then the few of accounts awaiting
+    # deletion taken off (found from the users' side, by its index on the deletion date).
+    every = await session.execute(select(func.count()).select_from(Follow).where(mine == user_id))
+    leaving = await session.execute(
+        select(func.count())
+        .select_from(User)
+        .join(Follow, theirs == User.id)
+        .where(User.deletion_scheduled_at.is_not(None), mine == user_id)
+    )
+    return int(every.scalar_one()) - int(leaving.scalar_one())
 
 
 async def follower_count(session: AsyncSession, user_id: str) -> int:
     """How many active accounts follow `user_id` (counted, so always exact)."""
-    value = await session.execute(
-        select(func.count())
-        .select_from(Follow)
-        .join(User, User.id == Follow.follower_id)
-        .where(Follow.followee_id == user_id, User.deletion_scheduled_at.is_(None))
-    )
-    return int(value.scalar_one())
+    return await _count_follows(session, Follow.followee_id, Follow.follower_id, user_id)
 
 
 async def following_count(session: AsyncSession, user_id: str) -> int:
     """How many active accounts `user_id` follows."""
-    value = await session.execute(
-        select(func.count())
-        .select_from(Follow)
-        .join(User, User.id == Follow.followee_id)
-        .where(Follow.follower_id == user_id, User.deletion_scheduled_at.is_(None))
+    return await _count_follows(session, Follow.follower_id, Follow.followee_id, user_id)
+
+
+async def add_follow(session: AsyncSession, follower_id: str, followee_id: str) -> bool:
+    """One follow row (idempotent); True when this call added it."""
+    return await insert_ignoring_conflict(
+        session,
+        Follow.__table__,
+        {"follower_id": follower_id, "followee_id": followee_id, "created_at": utcnow()},
+        ["follower_id", "followee_id"],
     )
-    return int(value.scalar_one())
+
+
+async def remove_follow(session: AsyncSession, follower_id: str, followee_id: str) -> bool:
+    """Delete the follow row; True when this call removed it."""
+    result = await session.execute(
+        delete(Follow).where(Follow.follower_id == follower_id, Follow.followee_id == followee_id)
+    )
+    return getattr(result, "rowcount", 0) == 1
 
 
 async def people_page(

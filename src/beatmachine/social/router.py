@@ -28,7 +28,7 @@ from beatmachine.social.schemas import (
 )
 from beatmachine.users.models import User
 
-router = APIRouter(tags=["comments"])
+router = APIRouter()
 
 
 def _out(comment: Comment, author: User) -> CommentOut:
@@ -48,6 +48,7 @@ def _out(comment: Comment, author: User) -> CommentOut:
     response_model=Envelope[CommentList],
     responses=error_responses(401, 404),
     openapi_extra=OPTIONAL_AUTH,
+    tags=["comments"],
 )
 async def list_comments(
     pattern_id: str,
@@ -72,6 +73,7 @@ async def list_comments(
     status_code=201,
     response_model=Envelope[CommentPosted],
     responses=error_responses(401, 404, 429),
+    tags=["comments"],
 )
 async def post_comment(
     pattern_id: str, body: CommentCreate, session: SessionDep, state: StateDep, user: CurrentUser
@@ -94,6 +96,7 @@ async def post_comment(
     "/comments/{comment_id}",
     response_model=Envelope[CommentOut],
     responses=error_responses(401, 403, 404),
+    tags=["comments"],
 )
 async def edit_comment(
     comment_id: str, body: CommentEdit, session: SessionDep, user: CurrentUser
@@ -107,6 +110,7 @@ async def edit_comment(
     "/comments/{comment_id}",
     response_model=Envelope[Message],
     responses=error_responses(401, 403, 404),
+    tags=["comments"],
 )
 async def delete_comment(
     comment_id: str, session: SessionDep, state: StateDep, user: CurrentUser
@@ -114,12 +118,13 @@ async def delete_comment(
     """Delete a comment (its author, the pattern's owner or an admin); the first comment
     of a thread takes its replies with it."""
     gone = await service.delete_comment(session, state, user, comment_id)
-    replies = len(gone) - 1
-    return ok(
-        Message(
-            message="Comment deleted." if not replies else f"Comment and {replies} replies deleted."
-        )
-    )
+    return ok(Message(message=_deleted_message(len(gone) - 1)))
+
+
+def _deleted_message(replies: int) -> str:
+    if replies <= 0:
+        return "Comment deleted."
+    return f"Comment and {replies} {'reply' if replies == 1 else 'replies'} deleted."
 
 
 @router.post(

@@ -41,6 +41,8 @@ CommentText = Annotated[
     Field(json_schema_extra={"pattern": r"^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*$"}),
     AfterValidator(_no_control_characters),
     AfterValidator(plain_text),
+    # Again once entities are decoded: `&#7;` must not smuggle in what `\x07` cannot.
+    AfterValidator(_no_control_characters),
     AfterValidator(_not_empty),
 ]
 CommentSort = Literal["oldest", "newest"]

@@ -61,14 +61,16 @@ async def post_comment(
     thread (a reply to a reply joins the same thread). Counts against the hourly limit."""
     pattern = await patterns_service.get_visible(session, pattern_id, user)
     thread: Comment | None = None
+    parent: Comment | None = None
     if body.parent_id is not None:
-        parent = await session.get(Comment, body.parent_id)
+        parent = await _live_comment(session, body.parent_id)
         if parent is None or parent.pattern_id != pattern.id:
             raise CommentNotFound("The comment replied to is not on this pattern.")
         thread = (
-            parent if parent.parent_id is None else await session.get(Comment, parent.parent_id)
+            parent if parent.parent_id is None else await _live_comment(session, parent.parent_id)
         )
-        assert thread is not None  # the foreign key guarantees it
+        if thread is None:  # its thread was deleted a moment ago
+            raise CommentNotFound("The comment replied to is not on this pattern.")
     await _check_create_limit(state, user)
     now = utcnow()
     comment = Comment(
@@ -92,10 +94,19 @@ async def post_comment(
             user_id=user.id,
             parent_id=comment.parent_id,
             parent_author_id=thread.user_id if thread is not None else None,
+            replied_to_id=parent.id if parent is not None else None,
+            replied_to_author_id=parent.user_id if parent is not None else None,
             is_public=pattern.is_public,
         ),
     )
     return comment
+
+
+async def _live_comment(session: AsyncSession, comment_id: str) -> Comment | None:
+    # FOR KEY SHARE on PostgreSQL: a thread being deleted waits for the reply to commit
+    # (and takes it along), or is gone first and the reply is a clean 404, never a
+    # foreign-key error.
+    return await session.get(Comment, comment_id, with_for_update={"key_share": True})
 
 
 async def _comment_and_pattern(
@@ -137,6 +148,8 @@ async def delete_comment(
     if user.id not in (comment.user_id, pattern.user_id) and not admin:
         raise MayNotDeleteComment()
     gone = await repository.delete_thread(session, comment)
+    if not gone:  # deleted by someone else a moment ago
+        raise CommentNotFound()
     await patterns_service.count_comments(session, state, pattern, -len(gone))
     events.record(session, CommentDeleted(comment_ids=gone, pattern_id=pattern.id))
     return gone

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.core import events
-from beatmachine.core.db import insert_ignoring_conflict
-from beatmachine.core.errors import ValidationFailed
-from beatmachine.core.ids import utcnow
 from beatmachine.core.pagination import PageParams, Pagination
 from beatmachine.social import repository
 from beatmachine.social.events import UserFollowed, UserUnfollowed
-from beatmachine.social.models import Follow
+from beatmachine.social.exceptions import CannotFollowYourself
 from beatmachine.users import service as users_service
 from beatmachine.users.models import User
 
@@ -33,20 +29,11 @@ class PeoplePage:
 
 async def follow(session: AsyncSession, follower: User, user_id: str) -> int:
     """Follow an active account (idempotent: one row however often); returns its
-    follower count. Following oneself is a `ValidationFailed`."""
+    follower count. Following oneself is `CannotFollowYourself`."""
     followee = await users_service.get_user(session, user_id)
     if followee.id == follower.id:
-        raise ValidationFailed(
-            "You cannot follow yourself.",
-            details={"fields": [{"field": "userId", "message": "is you", "type": "value_error"}]},
-        )
-    added = await insert_ignoring_conflict(
-        session,
-        Follow.__table__,
-        {"follower_id": follower.id, "followee_id": followee.id, "created_at": utcnow()},
-        ["follower_id", "followee_id"],
-    )
-    if added:
+        raise CannotFollowYourself()
+    if await repository.add_follow(session, follower.id, followee.id):
         events.record(session, UserFollowed(follower_id=follower.id, followee_id=followee.id))
     return await repository.follower_count(session, followee.id)
 
@@ -54,10 +41,7 @@ async def follow(session: AsyncSession, follower: User, user_id: str) -> int:
 async def unfollow(session: AsyncSession, follower: User, user_id: str) -> int:
     """Stop following (idempotent); returns the account's follower count."""
     followee = await users_service.get_user(session, user_id)
-    result = await session.execute(
-        delete(Follow).where(Follow.follower_id == follower.id, Follow.followee_id == followee.id)
-    )
-    if getattr(result, "rowcount", 0) == 1:
+    if await repository.remove_follow(session, follower.id, followee.id):
         events.record(session, UserUnfollowed(follower_id=follower.id, followee_id=followee.id))
     return await repository.follower_count(session, followee.id)
 
