@@ -29,10 +29,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 import uvloop
@@ -56,6 +57,9 @@ Tool = Literal["httpx", "wrk"]
 
 # Wide enough for the tables when the output goes to a file or a pipe.
 console = Console() if sys.stdout.isatty() else Console(width=140)
+
+
+OptionsT = TypeVar("OptionsT")
 
 
 def default_tool() -> Tool:
@@ -880,6 +884,30 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def run_benchmark(parse: Callable[[], OptionsT], run: Callable[[OptionsT], int]) -> None:
+    """The `main` of a benchmark: parse its options, run it with SIGTERM taken as an
+    interrupt (so it cleans up), print the total time and exit with its code."""
+    options = parse()
+    started = time.perf_counter()
+    with sigterm_as_interrupt():
+        code = run(options)
+    console.print(f"[dim]total {time.perf_counter() - started:.0f}s[/dim]")
+    sys.exit(code)
+
+
+def result_stamp() -> str:
+    """The UTC time that names and dates a run's results (`20261201T124808Z`)."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def save_results(results_dir: Path, benchmark: str, stamp: str, document: Any) -> Path:
+    """Write a run's results as `<benchmark>-<stamp>.json` in `results_dir`."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{benchmark}-{stamp}.json"
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    return path
 
 
 def warn_if_busy() -> tuple[float, float, float]:

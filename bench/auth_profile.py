@@ -23,10 +23,8 @@ import json
 import os
 import secrets
 import shutil
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -43,8 +41,10 @@ from _harness import (
     machine_info,
     measure,
     phase,
+    result_stamp,
+    run_benchmark,
+    save_results,
     service_parser,
-    sigterm_as_interrupt,
     warn_if_busy,
 )
 from rich.table import Table
@@ -258,7 +258,7 @@ def write_results(
     load_after: tuple[float, float, float],
 ) -> Path:
     base = results["healthz"]
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = result_stamp()
     document = {
         "benchmark": "auth_profile",
         "finished_at": stamp,
@@ -278,10 +278,7 @@ def write_results(
             for scenario in scenarios
         },
     }
-    options.results_dir.mkdir(parents=True, exist_ok=True)
-    path = options.results_dir / f"auth_profile-{stamp}.json"
-    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
-    return path
+    return save_results(options.results_dir, "auth_profile", stamp, document)
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -321,10 +318,7 @@ def run(options: Options) -> int:
 
 
 def main() -> None:
-    options = parse_options()
-    with sigterm_as_interrupt():
-        code = run(options)
-    sys.exit(code)
+    run_benchmark(parse_options, run)
 
 
 if __name__ == "__main__":

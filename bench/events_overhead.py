@@ -23,13 +23,9 @@ removed at the end, also on failure or Ctrl-C. See bench/README.md.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
-import sys
-import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +44,10 @@ from _harness import (
     machine_info,
     measure,
     phase,
+    result_stamp,
+    run_benchmark,
+    save_results,
     service_parser,
-    sigterm_as_interrupt,
     warn_if_busy,
 )
 from rich.table import Table
@@ -270,7 +268,7 @@ def write_results(
     recorded: dict[str, list[int]],
     load_before: tuple[float, float, float],
 ) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = result_stamp()
     document: dict[str, Any] = {
         "benchmark": "events_overhead",
         "finished_at": stamp,
@@ -287,19 +285,11 @@ def write_results(
             for name in rounds
         },
     }
-    options.results_dir.mkdir(parents=True, exist_ok=True)
-    path = options.results_dir / f"events_overhead-{stamp}.json"
-    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
-    return path
+    return save_results(options.results_dir, "events_overhead", stamp, document)
 
 
 def main() -> None:
-    options = parse_options()
-    started = time.perf_counter()
-    with sigterm_as_interrupt():
-        code = run(options)
-    console.print(f"[dim]total {time.perf_counter() - started:.0f}s[/dim]")
-    sys.exit(code)
+    run_benchmark(parse_options, run)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ checks that every job ran exactly once. Everything it creates is removed at the 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -28,7 +27,6 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,8 +38,10 @@ from _harness import (
     machine_info,
     percentile,
     phase,
+    result_stamp,
+    run_benchmark,
+    save_results,
     service_parser,
-    sigterm_as_interrupt,
     warn_if_busy,
 )
 from redis.asyncio import Redis
@@ -299,7 +299,7 @@ def run(options: Options) -> int:
 
 
 def write_results(options: Options, phases: list[Phase], load: tuple[float, float, float]) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = result_stamp()
     document: dict[str, Any] = {
         "benchmark": "jobs_throughput",
         "finished_at": stamp,
@@ -308,19 +308,11 @@ def write_results(options: Options, phases: list[Phase], load: tuple[float, floa
         "options": {k: v for k, v in asdict(options).items() if k not in ("admin_url",)},
         "phases": {measured.name: measured.summary() for measured in phases},
     }
-    options.results_dir.mkdir(parents=True, exist_ok=True)
-    path = options.results_dir / f"jobs_throughput-{stamp}.json"
-    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
-    return path
+    return save_results(options.results_dir, "jobs_throughput", stamp, document)
 
 
 def main() -> None:
-    options = parse_options()
-    started = time.perf_counter()
-    with sigterm_as_interrupt():
-        code = run(options)
-    console.print(f"[dim]total {time.perf_counter() - started:.0f}s[/dim]")
-    sys.exit(code)
+    run_benchmark(parse_options, run)
 
 
 if __name__ == "__main__":

@@ -21,15 +21,12 @@ bench/README.md.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +48,10 @@ from _harness import (
     machine_info,
     measure,
     phase,
+    result_stamp,
+    run_benchmark,
+    save_results,
     service_parser,
-    sigterm_as_interrupt,
     warn_if_busy,
 )
 from defusedxml.ElementTree import fromstring
@@ -311,7 +310,7 @@ def profile(options: Options, env: Environment, server: Server, scenario: Scenar
     measured); writes collapsed stacks (flamegraph.pl / speedscope input)."""
     py_spy = find_py_spy()
     assert py_spy is not None
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = result_stamp()
     options.results_dir.mkdir(parents=True, exist_ok=True)
     out = options.results_dir / f"machines_read-{scenario.key}-{stamp}.collapsed.txt"
     recorder = subprocess.Popen(
@@ -423,7 +422,7 @@ def write_results(
 ) -> Path:
     chosen = {key: median_round(ms) for key, ms in rounds.items()}
     base = chosen["healthz"]
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = result_stamp()
     target_ratio = chosen[TARGET_KEY].rps / base.rps if TARGET_KEY in chosen else None
     document = {
         "benchmark": "machines_read",
@@ -461,10 +460,7 @@ def write_results(
             for scenario in scenarios
         },
     }
-    options.results_dir.mkdir(parents=True, exist_ok=True)
-    path = options.results_dir / f"machines_read-{stamp}.json"
-    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
-    return path
+    return save_results(options.results_dir, "machines_read", stamp, document)
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -557,12 +553,7 @@ def report(
 
 
 def main() -> None:
-    options = parse_options()
-    started = time.perf_counter()
-    with sigterm_as_interrupt():
-        code = run(options)
-    console.print(f"[dim]total {time.perf_counter() - started:.0f}s[/dim]")
-    sys.exit(code)
+    run_benchmark(parse_options, run)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from beatmachine.core import migrate
 from beatmachine.core.config import Settings
 from beatmachine.core.state import AppState
 from beatmachine.models import Base
-from tests.factories import Account, register_admin
+from tests.factories import Account, register, register_admin
 from tests.processes import processes  # noqa: F401 (a fixture for every test module)
 from tests.services import REQUIRE_SERVICES, missing
 
@@ -239,6 +239,31 @@ async def db(settings: Settings, app: FastAPI) -> AsyncIterator[AsyncSession]:
 async def admin(client: httpx.AsyncClient) -> Account:
     """An administrator (use with `ADMIN_OVERRIDES` in the module's settings)."""
     return await register_admin(client)
+
+
+# The accounts that tests of several domains share, by the part they play.
+@pytest.fixture
+async def owner(client: httpx.AsyncClient) -> Account:
+    """The account whose work (patterns, profile) a test is about."""
+    return await register(client, display_name="Owner")
+
+
+@pytest.fixture
+async def other(client: httpx.AsyncClient) -> Account:
+    """Another signed-in account, with work of its own."""
+    return await register(client, display_name="Other")
+
+
+@pytest.fixture
+async def stranger(client: httpx.AsyncClient) -> Account:
+    """A signed-in account that has nothing to do with the owner's work."""
+    return await register(client, display_name="Stranger")
+
+
+@pytest.fixture
+async def fan(client: httpx.AsyncClient) -> Account:
+    """A signed-in account that likes, plays, comments on and follows the owner's work."""
+    return await register(client, display_name="Fan")
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,13 +140,15 @@ class SeaweedFS:
         if self._log is not None:
             self._log.close()
             self._log = None
-        # Its gRPC servers also listen on Unix sockets in /tmp, named by port, that a
+        # Its gRPC servers also listen on Unix sockets in the temporary folder (Go's
+        # `os.TempDir`, which reads TMPDIR as Python's does), named by port, that a
         # killed server leaves behind; remove ours.
+        sockets = Path(tempfile.gettempdir())
         for name in _SERVERS:
             for suffix in ("", "-grpc"):
                 port = self.ports.get(name + suffix)
                 if port:
-                    Path(f"/tmp/seaweedfs-{name}{suffix}-{port}.sock").unlink(missing_ok=True)
+                    (sockets / f"seaweedfs-{name}{suffix}-{port}.sock").unlink(missing_ok=True)
 
     def _spawn(self, config: Path, attempt: int) -> None:
         names = [name + suffix for name in _SERVERS for suffix in ("", "-grpc")]

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.factories import ADMIN_OVERRIDES, Account, assert_error, register, register_admin
+from tests.factories import ADMIN_OVERRIDES, Account, assert_error, register_admin
 from tests.patterns.helpers import PATTERN_OVERRIDES, create_pattern
 
 APP_ORIGIN = "http://localhost:3009"
@@ -20,11 +20,6 @@ SAME_AS_GET = ("etag", "cache-control", "content-type", "content-length", "conte
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {**PATTERN_OVERRIDES, **ADMIN_OVERRIDES}
-
-
-@pytest.fixture
-async def owner(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Owner")
 
 
 def same_headers(get: httpx.Response, head: httpx.Response) -> dict[str, tuple[str, str]]:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from beatmachine.core.schemas import INT32_MAX, INT32_MIN
-from tests.factories import ADMIN_OVERRIDES, Account, assert_error, register, register_admin
+from tests.factories import ADMIN_OVERRIDES, Account, assert_error, register_admin
 from tests.machines.helpers import XML_HEADERS, machine_body, machine_xml
 from tests.patterns.helpers import PATTERN_OVERRIDES, create_pattern
 
@@ -21,11 +21,6 @@ HUGE = 10**30
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {**PATTERN_OVERRIDES, **ADMIN_OVERRIDES}
-
-
-@pytest.fixture
-async def owner(client: httpx.AsyncClient) -> Account:
-    return await register(client, display_name="Owner")
 
 
 @pytest.fixture
