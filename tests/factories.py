@@ -30,6 +30,7 @@ class Account:
     password: str
     token: str
     refresh_token: str
+    display_name: str = "Dancer"
 
     @property
     def headers(self) -> dict[str, str]:
@@ -67,6 +68,7 @@ async def register(
         password=password,
         token=data["token"],
         refresh_token=data["refreshToken"],
+        display_name=display_name,
     )
 
 

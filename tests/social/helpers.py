@@ -60,3 +60,25 @@ async def comment_count(
     response = await client.get(f"/api/patterns/{pattern_id}", headers=headers)
     assert response.status_code == 200, response.text
     return int(response.json()["data"]["stats"]["comments"])
+
+
+async def follow(client: httpx.AsyncClient, who: Account, whom: str) -> httpx.Response:
+    return await client.post(f"/api/users/{whom}/follow", headers=who.headers)
+
+
+async def unfollow(client: httpx.AsyncClient, who: Account, whom: str) -> httpx.Response:
+    return await client.delete(f"/api/users/{whom}/follow", headers=who.headers)
+
+
+async def feed(client: httpx.AsyncClient, account: Account, query: str = "") -> dict[str, Any]:
+    """The `data` of the account's feed (200 expected)."""
+    response = await client.get(f"/api/feed{query}", headers=account.headers)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+async def feed_kinds(client: httpx.AsyncClient, account: Account) -> list[tuple[str, str]]:
+    """(type, pattern id or followed user id) of each activity on the feed's first page."""
+    activities = (await feed(client, account, "?limit=100"))["activities"]
+    return [(a["type"], (a["pattern"] or a["followedUser"])["id"]) for a in activities]

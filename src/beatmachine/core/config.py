@@ -129,6 +129,16 @@ class Settings(BaseSettings):
     job_concurrency: int = Field(20, alias="JOB_CONCURRENCY")
     event_retention: int = Field(7 * 86400, alias="EVENT_RETENTION")
 
+    # --- social ---------------------------------------------------------------
+    # Activities (and the feeds that show them) are removed after this long.
+    activity_retention: int = Field(90 * 86400, alias="ACTIVITY_RETENTION")
+    # A feed shows the newest this many activities; older ones are not paged to.
+    feed_max_items: int = Field(1000, ge=1, le=100_000, alias="FEED_MAX_ITEMS")
+    # One fan-out job writes an activity into at most this many followers' feeds.
+    feed_fanout_batch: int = Field(5000, ge=1, alias="FEED_FANOUT_BATCH")
+    # Following someone brings this many of their recent activities into one's feed.
+    feed_backfill: int = Field(50, ge=0, le=1000, alias="FEED_BACKFILL")
+
     # --- operations -----------------------------------------------------------
     # Bearer token a Prometheus scraper sends to `/metrics`; empty = metrics not served.
     metrics_token: str = Field("", alias="METRICS_TOKEN")
@@ -157,6 +167,7 @@ class Settings(BaseSettings):
         "rate_limit_window",
         "storage_url_ttl",
         "event_retention",
+        "activity_retention",
         mode="before",
     )
     @classmethod

@@ -53,3 +53,50 @@ class Follow(Base):
         String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Activity(Base):
+    """Something a person did that their followers see in their feeds: created or liked a
+    pattern, followed someone, commented. Whether it is shown is decided when a feed is
+    read (the pattern still public, the like or follow still there), so a change of those
+    takes effect at once in every feed."""
+
+    __tablename__ = "activities"
+    __table_args__ = (
+        # A person's recent activities (brought into a new follower's feed).
+        Index("ix_activities_actor_created", "actor_id", "created_at", "id"),
+        Index("ix_activities_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    type: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[str] = mapped_column(String(32), ForeignKey("users.id", ondelete="CASCADE"))
+    pattern_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("patterns.id", ondelete="CASCADE"), index=True
+    )
+    comment_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("comments.id", ondelete="CASCADE"), index=True
+    )
+    # The person followed, for `user_followed`.
+    subject_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    # When it happened (the event's time), which orders the feeds.
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FeedEntry(Base):
+    """An activity written into one follower's feed (fan-out on write): reading a feed is
+    one range of this table's primary key, however many people the reader follows."""
+
+    __tablename__ = "feed_entries"
+
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(primary_key=True)
+    activity_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("activities.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    # Copied from the activity, so that the feed checks the follow without reading it.
+    actor_id: Mapped[str] = mapped_column(String(32))

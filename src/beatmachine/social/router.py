@@ -1,4 +1,4 @@
-"""HTTP routes of the social domain: comments on patterns, and follows."""
+"""HTTP routes of the social domain: comments on patterns, follows and the feed."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ from beatmachine.social.schemas import (
     CommentOut,
     CommentPosted,
     CommentSort,
+    Feed,
+    FeedActivity,
+    FeedPattern,
+    FeedUser,
     FollowList,
     FollowListUser,
     FollowResult,
@@ -196,3 +200,41 @@ async def list_following(
 ) -> Envelope[FollowList]:
     """Whom the account follows, the latest first."""
     return ok(_people(await service.people(session, user_id, viewer, page, followers=False)))
+
+
+def _activity(row: service.FeedRow) -> FeedActivity:
+    activity = row.activity
+    return FeedActivity(
+        id=activity.id,
+        type=service.ActivityType(activity.type).value,
+        user=FeedUser(id=activity.actor_id, display_name=row.actor_name),
+        pattern=(
+            FeedPattern(id=activity.pattern_id, title=row.pattern_title)
+            if activity.pattern_id is not None and row.pattern_title is not None
+            else None
+        ),
+        followed_user=(
+            FeedUser(id=activity.subject_id, display_name=row.subject_name)
+            if activity.subject_id is not None and row.subject_name is not None
+            else None
+        ),
+        comment_id=activity.comment_id,
+        created_at=activity.created_at,
+    )
+
+
+@router.get(
+    "/feed",
+    response_model=Envelope[Feed],
+    responses=error_responses(401, 422),
+    tags=["feed"],
+)
+async def read_feed(
+    session: SessionDep, state: StateDep, page: PageDep, user: CurrentUser
+) -> Envelope[Feed]:
+    """What the people the caller follows did, newest first: patterns they created or
+    liked, people they followed, comments they wrote. Private patterns of others never
+    show; an activity whose pattern was deleted or made private, or whose like or
+    follow was taken back, no longer shows; nor do those of people no longer followed."""
+    found = await service.feed(session, state, user, page)
+    return ok(Feed(activities=[_activity(row) for row in found.rows], pagination=found.pagination))

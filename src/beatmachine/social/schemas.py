@@ -102,3 +102,32 @@ class FollowListUser(CamelModel):
 class FollowList(CamelModel):
     users: list[FollowListUser]
     pagination: Pagination
+
+
+class FeedUser(CamelModel):
+    id: str
+    display_name: str
+
+
+class FeedPattern(CamelModel):
+    id: str
+    title: str
+
+
+class FeedActivity(CamelModel):
+    """One thing a followed person did. `pattern` is null for `user_followed`, which
+    names the person followed in `followedUser`; `commentId` is set for
+    `comment_created`."""
+
+    id: str
+    type: Literal["pattern_created", "pattern_liked", "user_followed", "comment_created"]
+    user: FeedUser
+    pattern: FeedPattern | None
+    followed_user: FeedUser | None
+    comment_id: str | None
+    created_at: Timestamp
+
+
+class Feed(CamelModel):
+    activities: list[FeedActivity]
+    pagination: Pagination

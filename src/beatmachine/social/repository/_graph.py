@@ -1,4 +1,4 @@
-"""Queries of the social domain."""
+"""Queries of comments and follows."""
 
 from __future__ import annotations
 
