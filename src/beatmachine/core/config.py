@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     feed_fanout_batch: int = Field(5000, ge=1, alias="FEED_FANOUT_BATCH")
     # Following someone brings this many of their recent activities into one's feed.
     feed_backfill: int = Field(50, ge=0, le=1000, alias="FEED_BACKFILL")
+    # How long notifications gather before they are e-mailed together.
+    notification_email_delay: int = Field(600, ge=0, alias="NOTIFICATION_EMAIL_DELAY")
 
     # --- operations -----------------------------------------------------------
     # Bearer token a Prometheus scraper sends to `/metrics`; empty = metrics not served.
@@ -168,6 +170,7 @@ class Settings(BaseSettings):
         "storage_url_ttl",
         "event_retention",
         "activity_retention",
+        "notification_email_delay",
         mode="before",
     )
     @classmethod

@@ -9,6 +9,10 @@ class CommentNotFound(AppError):
     code, status, message = "COMMENT_NOT_FOUND", 404, "No such comment."
 
 
+class NotificationNotFound(AppError):
+    code, status, message = "NOTIFICATION_NOT_FOUND", 404, "No such notification."
+
+
 class NotCommentAuthor(AppError):
     code, status, message = "UNAUTHORIZED", 403, "Only the comment's author may edit it."
 

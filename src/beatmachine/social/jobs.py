@@ -1,4 +1,5 @@
-"""Jobs of the social domain: the fan-out of activities to feeds, and their retention."""
+"""Jobs of the social domain: the fan-out of activities to feeds and their retention, and
+the e-mails of notifications."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ PRUNE_ACTIVITIES_EVERY_SECONDS = 3600
 
 
 def register(state: AppState) -> None:
-    """Register the fan-out job and the hourly removal of activities past retention."""
+    """Register the fan-out and e-mail jobs and the hourly removal of activities past
+    retention."""
     state.jobs.register(service.FAN_OUT_JOB, partial(service.fan_out_batch, state))
+    state.jobs.register(service.EMAIL_JOB, partial(service.send_email, state))
 
     async def prune(_period: int) -> int:
         return await service.prune_activities(state)

@@ -1,5 +1,6 @@
 """What the social domain does when things happen elsewhere (and in itself): each domain
-event becomes an activity in the feeds of its actor's followers."""
+event becomes an activity in the feeds of its actor's followers, and a notification for
+the person it happened to."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from beatmachine.core.state import AppState
 from beatmachine.patterns.events import PatternCreated, PatternLiked
 from beatmachine.social import service
 from beatmachine.social.events import CommentCreated, UserFollowed
-from beatmachine.social.service import ActivityRefs, ActivityType
+from beatmachine.social.service import ActivityRefs, ActivityType, NotificationType
 
 E = TypeVar("E", bound=DomainEvent)
 # What an event says about its activity: the actor and what it names.
@@ -47,7 +48,12 @@ def _user_followed(event: UserFollowed) -> ActivityRefs:
 
 
 def register(state: AppState) -> None:
-    """Listen to the events that make activities."""
+    """Listen to the events that make activities and notifications."""
+    _feed(state)
+    _notifications(state)
+
+
+def _feed(state: AppState) -> None:
     events = state.events
     events.listen(
         PatternCreated,
@@ -72,3 +78,55 @@ def register(state: AppState) -> None:
         await service.bring_into_feed(session, state, event.follower_id, event.followee_id)
 
     events.listen(UserFollowed, "social.feed.user_followed", user_followed)
+
+
+def _notifications(state: AppState) -> None:
+    async def liked(session: AsyncSession, delivered: Delivered[PatternLiked]) -> None:
+        event = delivered.event
+        await service.notify(
+            session,
+            state,
+            NotificationType.PATTERN_LIKED,
+            user_id=event.owner_id,
+            actor_id=event.user_id,
+            occurred_at=delivered.occurred_at,
+            pattern_id=event.pattern_id,
+        )
+
+    async def commented(session: AsyncSession, delivered: Delivered[CommentCreated]) -> None:
+        event = delivered.event
+        told = {event.user_id}
+        # The author of the comment answered hears of the reply; the pattern's owner of
+        # the comment, unless they were told already as the one answered.
+        for kind, recipient in (
+            (NotificationType.COMMENT_REPLIED, event.replied_to_author_id),
+            (NotificationType.PATTERN_COMMENTED, event.owner_id),
+        ):
+            if recipient is None or recipient in told:
+                continue
+            told.add(recipient)
+            await service.notify(
+                session,
+                state,
+                kind,
+                user_id=recipient,
+                actor_id=event.user_id,
+                occurred_at=delivered.occurred_at,
+                pattern_id=event.pattern_id,
+                comment_id=event.comment_id,
+            )
+
+    async def followed(session: AsyncSession, delivered: Delivered[UserFollowed]) -> None:
+        event = delivered.event
+        await service.notify(
+            session,
+            state,
+            NotificationType.USER_FOLLOWED,
+            user_id=event.followee_id,
+            actor_id=event.follower_id,
+            occurred_at=delivered.occurred_at,
+        )
+
+    state.events.listen(PatternLiked, "social.notify.pattern_liked", liked)
+    state.events.listen(CommentCreated, "social.notify.comment_created", commented)
+    state.events.listen(UserFollowed, "social.notify.user_followed", followed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from beatmachine.core.db import Base, IdMixin, TimestampMixin
@@ -100,3 +100,57 @@ class FeedEntry(Base):
     )
     # Copied from the activity, so that the feed checks the follow without reading it.
     actor_id: Mapped[str] = mapped_column(String(32))
+
+
+class Notification(Base):
+    """Something that happened to a person's work or to them: a like or a comment on
+    their pattern, a reply to their comment, a new follower."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        # A person's notifications, newest first.
+        Index("ix_notifications_user_created", "user_id", "created_at", "id"),
+        # Their unread count, from the unread ones alone.
+        Index(
+            "ix_notifications_unread",
+            "user_id",
+            postgresql_where=text("read_at IS NULL"),
+            sqlite_where=text("read_at IS NULL"),
+        ),
+        # Those still to be told by e-mail (few at any time).
+        Index(
+            "ix_notifications_email_pending",
+            "user_id",
+            postgresql_where=text("email_pending"),
+            sqlite_where=text("email_pending"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), ForeignKey("users.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    pattern_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("patterns.id", ondelete="CASCADE"), index=True
+    )
+    comment_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("comments.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]
+    # Waiting for the next e-mail of its kind (the recipient asked for e-mails of it).
+    email_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class NotificationDigest(Base):
+    """An e-mail of notifications due for a person: one row while one is scheduled, so a
+    burst of notifications schedules one e-mail, not one each."""
+
+    __tablename__ = "notification_digests"
+
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    due_at: Mapped[datetime]

@@ -1,4 +1,5 @@
-"""HTTP routes of the social domain: comments on patterns, follows and the feed."""
+"""HTTP routes of the social domain: comments on patterns, follows, the feed and
+notifications."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from beatmachine.patterns.views import author_of
 from beatmachine.social import service
 from beatmachine.social.models import Comment
 from beatmachine.social.schemas import (
+    AllRead,
     CommentAuthor,
     CommentCreate,
     CommentEdit,
@@ -29,6 +31,9 @@ from beatmachine.social.schemas import (
     FollowList,
     FollowListUser,
     FollowResult,
+    NotificationList,
+    NotificationOut,
+    UnreadCount,
 )
 from beatmachine.users.models import User
 
@@ -238,3 +243,85 @@ async def read_feed(
     follow was taken back, no longer shows; nor do those of people no longer followed."""
     found = await service.feed(session, state, user, page)
     return ok(Feed(activities=[_activity(row) for row in found.rows], pagination=found.pagination))
+
+
+def _notification(row: service.NotificationRow) -> NotificationOut:
+    notification = row.notification
+    return NotificationOut(
+        id=notification.id,
+        type=service.NotificationType(notification.type).value,
+        actor=author_of(row.actor),
+        pattern=(
+            FeedPattern(id=notification.pattern_id, title=row.pattern_title)
+            if notification.pattern_id is not None and row.pattern_title is not None
+            else None
+        ),
+        comment_id=notification.comment_id,
+        read=notification.read_at is not None,
+        read_at=notification.read_at,
+        created_at=notification.created_at,
+    )
+
+
+@router.get(
+    "/notifications",
+    response_model=Envelope[NotificationList],
+    responses=error_responses(401, 422),
+    tags=["notifications"],
+)
+async def list_notifications(
+    session: SessionDep,
+    page: PageDep,
+    user: CurrentUser,
+    unread: Annotated[bool, Query(description="only the unread ones")] = False,
+) -> Envelope[NotificationList]:
+    """The caller's notifications, newest first (`unread=true`: only unread ones), with
+    the number still unread: likes and comments on their patterns, replies to their
+    comments, new followers."""
+    found = await service.notifications(session, user, page, unread_only=unread)
+    return ok(
+        NotificationList(
+            notifications=[_notification(row) for row in found.rows],
+            unread_count=found.unread,
+            pagination=found.pagination,
+        )
+    )
+
+
+@router.get(
+    "/notifications/unread-count",
+    response_model=Envelope[UnreadCount],
+    responses=error_responses(401),
+    tags=["notifications"],
+)
+async def count_unread_notifications(
+    session: SessionDep, user: CurrentUser
+) -> Envelope[UnreadCount]:
+    """How many of the caller's notifications are unread (for a badge)."""
+    return ok(UnreadCount(unread_count=await service.unread_count(session, user)))
+
+
+@router.post(
+    "/notifications/read-all",
+    response_model=Envelope[AllRead],
+    responses=error_responses(401),
+    tags=["notifications"],
+)
+async def mark_all_notifications_read(session: SessionDep, user: CurrentUser) -> Envelope[AllRead]:
+    """Mark every notification of the caller read; `updated` says how many were unread."""
+    updated = await service.mark_all_read(session, user)
+    return ok(AllRead(updated=updated, unread_count=0))
+
+
+@router.post(
+    "/notifications/{notification_id}/read",
+    response_model=Envelope[NotificationOut],
+    responses=error_responses(401, 404),
+    tags=["notifications"],
+)
+async def mark_notification_read(
+    notification_id: str, session: SessionDep, user: CurrentUser
+) -> Envelope[NotificationOut]:
+    """Mark one of the caller's notifications read (idempotent: the first reading time
+    stays). Someone else's is 404 `NOTIFICATION_NOT_FOUND`, like an unknown id."""
+    return ok(_notification(await service.mark_read(session, user, notification_id)))

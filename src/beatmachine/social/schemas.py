@@ -131,3 +131,32 @@ class FeedActivity(CamelModel):
 class Feed(CamelModel):
     activities: list[FeedActivity]
     pagination: Pagination
+
+
+class NotificationOut(CamelModel):
+    """Something that happened to the caller's work or to them. `pattern` is null for
+    `user_followed`, and when the pattern is gone or no longer visible to the caller."""
+
+    id: str
+    type: Literal["pattern_liked", "pattern_commented", "comment_replied", "user_followed"]
+    actor: Author
+    pattern: FeedPattern | None
+    comment_id: str | None
+    read: bool
+    read_at: Timestamp | None
+    created_at: Timestamp
+
+
+class NotificationList(CamelModel):
+    notifications: list[NotificationOut]
+    unread_count: int
+    pagination: Pagination
+
+
+class UnreadCount(CamelModel):
+    unread_count: int
+
+
+class AllRead(CamelModel):
+    updated: int
+    unread_count: int

@@ -1,5 +1,5 @@
 """Queries of the social domain, one module per concern: comments and follows (the
-social graph) and the feed."""
+social graph), the feed and notifications."""
 
 from beatmachine.social.repository._feed import (
     FeedRow,
@@ -21,10 +21,22 @@ from beatmachine.social.repository._graph import (
     people_page,
     remove_follow,
 )
+from beatmachine.social.repository._notifications import (
+    NotificationRow,
+    has_unread_same,
+    mark_all_read,
+    mark_read,
+    notifications_page,
+    schedule_digest,
+    take_digest,
+    take_pending_email,
+    unread_count,
+)
 
 __all__ = [
     "FeedRow",
     "FollowerCursor",
+    "NotificationRow",
     "add_follow",
     "backfill",
     "comments_left_by",
@@ -36,7 +48,15 @@ __all__ = [
     "followed_among",
     "follower_count",
     "following_count",
+    "has_unread_same",
+    "mark_all_read",
+    "mark_read",
+    "notifications_page",
     "people_page",
     "prune_activities",
     "remove_follow",
+    "schedule_digest",
+    "take_digest",
+    "take_pending_email",
+    "unread_count",
 ]

@@ -1,7 +1,7 @@
-"""The social domain's logic, one concern per module: comments and follows (the feed
-and notifications join them)."""
+"""The social domain's logic, one concern per module: comments, follows, the feed and
+notifications."""
 
-from beatmachine.social.repository import FeedRow
+from beatmachine.social.repository import FeedRow, NotificationRow
 from beatmachine.social.service._comments import (
     COMMENT_CREATE_WINDOW,
     delete_comment,
@@ -30,14 +30,29 @@ from beatmachine.social.service._follows import (
     profile_counts,
     unfollow,
 )
+from beatmachine.social.service._notifications import (
+    EMAIL_JOB,
+    NotificationPage,
+    NotificationType,
+    mark_all_read,
+    mark_read,
+    notifications,
+    notify,
+    send_email,
+    unread_count,
+)
 
 __all__ = [
     "COMMENT_CREATE_WINDOW",
+    "EMAIL_JOB",
     "FAN_OUT_JOB",
     "ActivityRefs",
     "ActivityType",
     "FeedPage",
     "FeedRow",
+    "NotificationPage",
+    "NotificationRow",
+    "NotificationType",
     "PeoplePage",
     "Person",
     "bring_into_feed",
@@ -48,11 +63,17 @@ __all__ = [
     "follow",
     "is_following",
     "list_comments",
+    "mark_all_read",
+    "mark_read",
+    "notifications",
+    "notify",
     "people",
     "post_comment",
     "profile_counts",
     "prune_activities",
     "record_activity",
+    "send_email",
     "uncount_comments_of_purged",
     "unfollow",
+    "unread_count",
 ]
