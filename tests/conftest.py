@@ -142,6 +142,8 @@ def make_settings(backend: Backend, var_dir: Path, **overrides: Any) -> Settings
         "INSTALL_DEFAULT_MACHINES": False,
         "APP_URL": "http://localhost:3009",
         "METRICS_TOKEN": "test-metrics-token",
+        # E-mails of notifications at once: a delayed job would keep `settle` waiting.
+        "NOTIFICATION_EMAIL_DELAY": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

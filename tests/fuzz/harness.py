@@ -127,7 +127,8 @@ async def seed_resources(client: httpx.AsyncClient, state: AppState) -> Seeded:
 async def renew_resources(client: httpx.AsyncClient, state: AppState, seeded: Seeded) -> None:
     """Before each operation, bring back what earlier fuzzed requests used up, so the ids
     handed to it name live resources: the patterns restored, a fresh share link, the
-    owner's current sessions, a comment of theirs, a failed job not yet sent again."""
+    owner's current sessions, a comment of theirs, a notification of theirs, a failed job
+    not yet sent again."""
     owner = seeded.identities["user"]
     headers = await _signed_in(client, owner)
     for pattern_id in seeded.pattern_ids:
@@ -143,9 +144,19 @@ async def renew_resources(client: httpx.AsyncClient, state: AppState, seeded: Se
         headers=headers,
     )
     assert posted.status_code == 201, posted.text
+    admin = seeded.identities["admin"]
+    # Following the owner anew leaves them an unread notification (a fuzzed request may
+    # have made their patterns private, so a comment of someone else would not do).
+    admin_headers = await _signed_in(client, admin)
+    assert owner.account is not None
+    owner_id = owner.account.id
+    await client.delete(f"/api/users/{owner_id}/follow", headers=admin_headers)
+    told = await client.post(f"/api/users/{owner_id}/follow", headers=admin_headers)
+    assert told.status_code == 200, told.text
     await state.jobs.submit(FAILING_JOB)
     await settle(state)
-    admin = seeded.identities["admin"]
+    notifications = await client.get("/api/notifications?unread=true", headers=headers)
+    assert notifications.status_code == 200, notifications.text
     failed = await client.get(
         "/api/admin/jobs?status=failed", headers=await _signed_in(client, admin)
     )
@@ -157,6 +168,7 @@ async def renew_resources(client: httpx.AsyncClient, state: AppState, seeded: Se
     known["job_id"] = [job["id"] for job in failed.json()["data"]["jobs"]]
     known["comment_id"] = [posted.json()["data"]["id"]]
     known["parentId"] = [posted.json()["data"]["id"]]
+    known["notification_id"] = [n["id"] for n in notifications.json()["data"]["notifications"]]
 
 
 async def _signed_in(client: httpx.AsyncClient, identity: Identity) -> dict[str, str]:

@@ -33,7 +33,6 @@ def settings_overrides() -> dict[str, Any]:
     return {
         **PATTERN_OVERRIDES,
         **ADMIN_OVERRIDES,
-        "NOTIFICATION_EMAIL_DELAY": 0,
         "RATE_LIMIT_ANONYMOUS": 10_000,
     }
 

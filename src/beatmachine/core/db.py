@@ -101,7 +101,16 @@ def create_engine(
 
         return engine
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        # asyncpg prepares every statement, and after five runs PostgreSQL may switch to
+        # one generic plan made for an average parameter: for a feed or a follower count
+        # of one very active account that plan reads everything (17 s instead of 2 ms in
+        # bench/social_scale.py). Planning each run costs far less than such a plan.
+        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
     )
 
 

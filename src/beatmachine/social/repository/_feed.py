@@ -130,23 +130,24 @@ def _visible_feed(user_id: str) -> tuple[Select[Any], Any, Any]:
         followed_back.follower_id == Activity.actor_id,
         followed_back.followee_id == Activity.subject_id,
     )
+    # A check per entry rather than a join: it stays a filter on the newest-first scan
+    # of the reader's entries, which stops after one page.
+    still_followed = (
+        select(literal(True))
+        .where(Follow.follower_id == FeedEntry.user_id, Follow.followee_id == FeedEntry.actor_id)
+        .scalar_subquery()
+    )
     return (
         (
             select(FeedEntry.created_at)
             .select_from(FeedEntry)
-            .join(
-                Follow,
-                and_(
-                    Follow.follower_id == FeedEntry.user_id,
-                    Follow.followee_id == FeedEntry.actor_id,
-                ),
-            )
             .join(Activity, Activity.id == FeedEntry.activity_id)
             .join(actor, actor.id == FeedEntry.actor_id)
             .outerjoin(Pattern, Pattern.id == Activity.pattern_id)
             .outerjoin(subject, subject.id == Activity.subject_id)
             .where(
                 FeedEntry.user_id == user_id,
+                still_followed.is_(True),
                 actor.deletion_scheduled_at.is_(None),
                 or_(
                     Activity.pattern_id.is_(None),
@@ -186,7 +187,13 @@ async def feed_page(
             FeedRow(activity, actor_name, title, subject_name)
             for activity, actor_name, title, subject_name in (await session.execute(page)).all()
         ]
-    counted = visible.with_only_columns(FeedEntry.activity_id).limit(max_items).subquery()
+    # Counted newest first, like the page: the newest entries are the ones in memory.
+    counted = (
+        visible.with_only_columns(FeedEntry.activity_id)
+        .order_by(FeedEntry.created_at.desc(), FeedEntry.activity_id.desc())
+        .limit(max_items)
+        .subquery()
+    )
     total = (await session.execute(select(func.count()).select_from(counted))).scalar_one()
     return rows, params.pagination(int(total))
 
