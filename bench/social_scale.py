@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import math
 import os
 import random
+import re
 import secrets
 import statistics
 import time
@@ -82,9 +84,7 @@ from patterns_scale import (
     Sql,
     asyncpg_dsn,
     configurations_for,
-    explain,
     new_ids,
-    timed_sql,
     wait_for_machines,
     zipf_cum_weights,
 )
@@ -764,6 +764,80 @@ async def page_ids(dsn: str, sql: Sql) -> list[str]:
         await connection.close()
 
 
+PLAN_MODES = ("custom", "generic")
+STATEMENT_TIMEOUT_MS = 20_000
+_FOLLOW_JOIN = re.compile(
+    r"JOIN follows ON follows\.follower_id = feed_entries\.user_id "
+    r"AND follows\.followee_id = feed_entries\.actor_id "
+)
+
+
+def follow_checked_per_entry(sql: Sql) -> Sql:
+    """The feed's statement with the join to the reader's follows replaced by a scalar
+    subquery per entry: PostgreSQL keeps it a filter on the ordered scan of the feed,
+    whatever the plan, instead of joining the reader's follows to the whole feed."""
+    text, found = _FOLLOW_JOIN.subn("", sql.text)
+    if found != 1:
+        raise RuntimeError(f"the feed's join to follows not found in {sql.text}")
+    text = text.replace(
+        "WHERE feed_entries.user_id = ",
+        "WHERE (SELECT true FROM follows WHERE follows.follower_id = feed_entries.user_id "
+        "AND follows.followee_id = feed_entries.actor_id) AND feed_entries.user_id = ",
+        1,
+    )
+    return Sql(text, sql.args)
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return str(value)
+
+
+async def timed_plan(dsn: str, sql: Sql, repeat: int, mode: str) -> float:
+    """Median execution time (ms) of `sql` as a prepared statement with the plan cache in
+    `mode` (`custom`: planned for the reader; `generic`: one plan for any reader, which a
+    prepared statement switches to after 5 runs when its estimate is no worse).
+    Infinity when a run exceeds STATEMENT_TIMEOUT_MS."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(f"SET plan_cache_mode = force_{mode}_plan")
+        await connection.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+        await connection.execute(f"PREPARE bench_q AS {sql.text}")
+        execute = "EXECUTE bench_q(" + ", ".join(_literal(a) for a in sql.args) + ")"
+        times = []
+        for _ in range(repeat):
+            try:
+                rows = await connection.fetch(f"EXPLAIN (ANALYZE, FORMAT JSON) {execute}")
+            except asyncpg.QueryCanceledError:
+                return math.inf
+            times.append(float(json.loads(rows[0][0])[0]["Execution Time"]))
+        return statistics.median(times)
+    finally:
+        await connection.close()
+
+
+async def explain_plan(dsn: str, sql: Sql, mode: str) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) in a plan mode; the plan alone when it runs too long."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(f"SET plan_cache_mode = force_{mode}_plan")
+        await connection.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+        await connection.execute(f"PREPARE bench_q AS {sql.text}")
+        execute = "EXECUTE bench_q(" + ", ".join(_literal(a) for a in sql.args) + ")"
+        try:
+            rows = await connection.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {execute}")
+            note = ""
+        except asyncpg.QueryCanceledError:
+            rows = await connection.fetch(f"EXPLAIN {execute}")
+            note = (
+                f"(cancelled after {STATEMENT_TIMEOUT_MS / 1000:.0f} s: the plan without ANALYZE)\n"
+            )
+        return note + "\n".join(row[0] for row in rows)
+    finally:
+        await connection.close()
+
+
 # --- the requests ---------------------------------------------------------------------------
 
 
@@ -960,8 +1034,31 @@ def followers_scenario(social: Social, page: int) -> Scenario:
     )
 
 
+async def cancel_leftovers(dsns: Sequence[str], older_than_s: float = 5.0) -> int:
+    """Cancel the statements still running, for longer than `older_than_s`, on the bench
+    databases: requests the load generator gave up on (its timeout is 120 s) would
+    otherwise go on taking the CPUs from the next measurement."""
+    cancelled = 0
+    for dsn in dsns:
+        connection = await asyncpg.connect(dsn)
+        try:
+            cancelled += await connection.fetchval(
+                "SELECT count(*) FILTER (WHERE pg_cancel_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND state = 'active' AND now() - query_start > make_interval(secs => $1)",
+                older_than_s,
+            )
+        finally:
+            await connection.close()
+    return cancelled
+
+
 def alternate(
-    options: Options, pairs: Sequence[tuple[str, Server, Scenario]], workdir: Path, what: str
+    options: Options,
+    pairs: Sequence[tuple[str, Server, Scenario]],
+    workdir: Path,
+    what: str,
+    dsns: Sequence[str],
 ) -> dict[str, list[Measurement]]:
     """Measure the scenarios in turn, `rounds` times, the order reversed every other
     round, so that a drift of the machine's speed touches all of them."""
@@ -972,6 +1069,9 @@ def alternate(
             label = f"{what} round {number}/{options.rounds}, {key}"
             with phase(f"{label}: {options.warmup:g}s warm-up + {options.duration:g}s"):
                 rounds[key].append(measure(options.load, server, scenario, workdir))
+            cancelled = asyncio.run(cancel_leftovers(dsns))
+            if cancelled:
+                console.print(f"[yellow]  cancelled {cancelled} statements still running[/yellow]")
     return rounds
 
 
@@ -1066,27 +1166,36 @@ def render(comparisons: Sequence[Comparison]) -> Table:
     return table
 
 
+SQL_ROWS = (
+    ("on_write", "fan-out on write: the feed's SQL"),
+    ("suggested", "fan-out on write, follow checked per entry (suggested)"),
+    ("on_read", "fan-out on read: activities ⋈ follows"),
+)
+
+
 def render_sql(sql_ms: dict[str, dict[str, float]], sizes: Sequence[tuple[str, int]]) -> Table:
-    table = Table(title="The feed inside PostgreSQL: median execution time, ms (page 1 and count)")
+    table = Table(
+        title="The feed inside PostgreSQL: median execution, ms (page 1 + count); custom plan "
+        "(the first 5 runs of a prepared statement) and generic plan (what a pooled "
+        "connection of the server runs after that, when the planner prefers it)"
+    )
     table.add_column("query")
     for _, activities in sizes:
-        table.add_column(f"{activities:,} activities", justify="right")
-    for query in ("on_write_page", "on_write_count", "on_read_page", "on_read_count"):
-        design, _, part = query.rpartition("_")
-        label = (
-            "fan-out on write (feed_entries)"
-            if design == "on_write"
-            else "fan-out on read (activities ⋈ follows)"
-        )
-        table.add_row(f"{label}: {part}", *(f"{sql_ms[key][query]:.2f}" for key, _ in sizes))
-    for key, _ in sizes:
-        sql_ms[key]["on_write_total"] = sql_ms[key]["on_write_page"] + sql_ms[key]["on_write_count"]
-        sql_ms[key]["on_read_total"] = sql_ms[key]["on_read_page"] + sql_ms[key]["on_read_count"]
-    table.add_row(
-        "on write: page + count", *(f"{sql_ms[k]['on_write_total']:.2f}" for k, _ in sizes)
-    )
-    table.add_row("on read: page + count", *(f"{sql_ms[k]['on_read_total']:.2f}" for k, _ in sizes))
+        for mode in PLAN_MODES:
+            table.add_column(f"{activities:,}\n{mode}", justify="right")
+    for design, label in SQL_ROWS:
+        for part in ("page", "count"):
+            cells = [
+                format_ms(sql_ms[key][f"{design}_{part}_{mode}"])
+                for key, _ in sizes
+                for mode in PLAN_MODES
+            ]
+            table.add_row(f"{label}: {part}", *cells)
     return table
+
+
+def format_ms(value: float) -> str:
+    return f"> {STATEMENT_TIMEOUT_MS / 1000:.0f} s" if math.isinf(value) else f"{value:.2f}"
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -1136,23 +1245,33 @@ def seed_all(small: Target, large: Target, social: Social, options: Options) -> 
 
 
 def time_feed_sql(target: Target, social: Social, options: Options) -> dict[str, float]:
+    """Each query of both designs (and the suggested rewrite) in both plan modes."""
     page, count = asyncio.run(feed_sql(target.env.database_url, social.reader))
-    read_page, read_count = on_read_sql(social.reader)
+    queries = {
+        "on_write_page": page,
+        "on_write_count": count,
+        "suggested_page": follow_checked_per_entry(page),
+        "suggested_count": follow_checked_per_entry(count),
+        "on_read_page": on_read_sql(social.reader)[0],
+        "on_read_count": on_read_sql(social.reader)[1],
+    }
     return {
-        "on_write_page": asyncio.run(timed_sql(target.dsn, page, options.sql_repeat)),
-        "on_write_count": asyncio.run(timed_sql(target.dsn, count, options.sql_repeat)),
-        "on_read_page": asyncio.run(timed_sql(target.dsn, read_page, options.sql_repeat)),
-        "on_read_count": asyncio.run(timed_sql(target.dsn, read_count, options.sql_repeat)),
+        f"{name}_{mode}": asyncio.run(timed_plan(target.dsn, sql, options.sql_repeat, mode))
+        for name, sql in queries.items()
+        for mode in PLAN_MODES
     }
 
 
-def explain_all(named: Sequence[tuple[str, Sql]], dsn: str) -> dict[str, dict[str, str]]:
+def explain_all(
+    named: Sequence[tuple[str, Sql]], dsn: str, modes: Sequence[str] = PLAN_MODES
+) -> dict[str, dict[str, str]]:
     found = {}
-    for name, sql in named:
-        found[name] = {"sql": sql.inline(), "plan": asyncio.run(explain(dsn, sql))}
-        console.rule(name)
-        console.print(found[name]["sql"], markup=False, highlight=False)
-        console.print(found[name]["plan"], markup=False, highlight=False)
+    for (name, sql), mode in itertools.product(named, modes):
+        key = f"{name}, {mode} plan"
+        found[key] = {"sql": sql.inline(), "plan": asyncio.run(explain_plan(dsn, sql, mode))}
+        console.rule(key)
+        console.print(found[key]["sql"], markup=False, highlight=False)
+        console.print(found[key]["plan"], markup=False, highlight=False)
     return found
 
 
@@ -1205,6 +1324,7 @@ def run(options: Options) -> int:
                 [("small", small.server, small_feed), ("large", large.server, feed_scenario)],
                 envs[1].workdir,
                 "feed",
+                [small.dsn, large.dsn],
             )
             far = options.far_page
             followers_rounds = alternate(
@@ -1215,6 +1335,7 @@ def run(options: Options) -> int:
                 ],
                 envs[1].workdir,
                 "followers",
+                [large.dsn],
             )
             with phase(
                 f"{options.post_warmup + options.posts} posts of each author, alternating, "
@@ -1230,7 +1351,8 @@ def run(options: Options) -> int:
                     followers_sql(large.env.database_url, social.celebrity, page)
                 )
                 followers_ms[f"page{page}"] = [
-                    asyncio.run(timed_sql(large.dsn, sql, options.sql_repeat)) for sql in statements
+                    asyncio.run(timed_plan(large.dsn, sql, options.sql_repeat, "generic"))
+                    for sql in statements
                 ]
             for target in (small, large):
                 target.server.check_alive()
@@ -1296,7 +1418,12 @@ def run(options: Options) -> int:
             if not comparisons[0].passed:
                 feed_page, feed_count = asyncio.run(feed_sql(large.env.database_url, social.reader))
                 explains |= explain_all(
-                    [("feed page at large", feed_page), ("feed count at large", feed_count)],
+                    [
+                        ("feed page at large", feed_page),
+                        ("feed count at large", feed_count),
+                        ("suggested feed page at large", follow_checked_per_entry(feed_page)),
+                        ("suggested feed count at large", follow_checked_per_entry(feed_count)),
+                    ],
                     large.dsn,
                 )
             if not comparisons[2].passed:
@@ -1312,8 +1439,10 @@ def run(options: Options) -> int:
                 )
             read_page, read_count = on_read_sql(social.reader)
             on_read_plans = {
-                "fan-out on read, page": asyncio.run(explain(large.dsn, read_page)),
-                "fan-out on read, count": asyncio.run(explain(large.dsn, read_count)),
+                "fan-out on read, page": asyncio.run(explain_plan(large.dsn, read_page, "custom")),
+                "fan-out on read, count": asyncio.run(
+                    explain_plan(large.dsn, read_count, "custom")
+                ),
             }
 
             path = write_results(
