@@ -118,11 +118,14 @@ def check_url(url: str, allowed_networks: Sequence[IPNetwork] = ()) -> SplitResu
     """Parse an outgoing URL, or raise `OutboundRefused` saying what is wrong with it:
     not http(s), no host, credentials in it, a bad port, or a literal IP address that is
     not allowed. Names are resolved (and checked) only when a request is made."""
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise OutboundRefused("must not contain spaces or control characters")
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as exc:
-        raise OutboundRefused(f"not a valid URL ({exc})") from None
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL):
+        raise OutboundRefused("must be a valid URL") from None
     if parts.scheme not in SCHEMES:
         raise OutboundRefused("must be an http or https URL")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
@@ -297,7 +300,10 @@ class OutboundClient:
         max_body: int,
         started: float,
     ) -> OutboundResponse:
-        request = self._client.build_request(method, url, content=content, headers=headers)
+        try:
+            request = self._client.build_request(method, url, content=content, headers=headers)
+        except httpx.InvalidURL:
+            raise OutboundRefused("must be a valid URL") from None
         response = await self._client.send(request, stream=True)
         try:
             body = bytearray()
