@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from beatmachine.core.config import Settings
 from beatmachine.core.outbound import (
     OutboundClient,
     OutboundConnectionError,
@@ -219,3 +221,19 @@ async def test_the_connection_goes_to_the_address_that_was_checked(
     assert response.status == 200
     assert receiver.requests[0].headers["Host"] == f"rebind.test:{receiver.port}"
     assert next(answers) == "10.0.0.1"
+
+
+def test_a_bad_cidr_in_the_allowed_networks_setting_is_refused_at_start(tmp_path: Any) -> None:
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, VAR_DIR=tmp_path, OUTBOUND_ALLOWED_NETWORKS="10.0.0.0/8,nope")  # type: ignore[call-arg]
+
+
+def test_the_allowed_networks_setting_reads_comma_separated_cidrs(tmp_path: Any) -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, VAR_DIR=tmp_path, OUTBOUND_ALLOWED_NETWORKS="127.0.0.0/8, ::1/128"
+    )
+
+    assert parse_networks(settings.outbound_allowed_networks) == (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from beatmachine.core.state import AppState
 from tests.factories import Account
@@ -20,6 +21,32 @@ async def _subscribed(
     client: httpx.AsyncClient, admin: Account, receiver: Receiver, events: list[str] | None = None
 ) -> dict[str, Any]:
     return await create_endpoint(client, admin, receiver.url, events)
+
+
+async def _the_one_delivery(
+    state: AppState, receiver: Receiver, endpoint: dict[str, Any], event_type: str
+) -> dict[str, Any]:
+    """Once the app has settled: the `data` of the one delivery the receiver got, checked
+    with the endpoint's secret and of `event_type`."""
+    await settle(state)
+    [request] = receiver.requests
+    payload = verified(request, endpoint["secret"])
+    assert payload["type"] == event_type
+    data: dict[str, Any] = payload["data"]
+    return data
+
+
+@pytest.fixture
+async def private(client: httpx.AsyncClient, owner: Account) -> dict[str, Any]:
+    return await create_pattern(client, owner, isPublic=False)
+
+
+@pytest.fixture
+async def public(
+    client: httpx.AsyncClient, owner: Account, private: dict[str, Any]
+) -> dict[str, Any]:
+    """A public pattern, made after the private one."""
+    return await create_pattern(client, owner, isPublic=True, title="Son")
 
 
 async def test_a_public_pattern_is_delivered_signed_with_public_fields_only(
@@ -82,19 +109,14 @@ async def test_a_like_of_a_public_pattern_is_delivered_and_of_a_private_one_not(
     owner: Account,
     fan: Account,
     receiver: Receiver,
+    private: dict[str, Any],
+    public: dict[str, Any],
 ) -> None:
     endpoint = await _subscribed(client, admin, receiver, ["pattern.liked"])
-    private = await create_pattern(client, owner, isPublic=False)
-    public = await create_pattern(client, owner, isPublic=True, title="Son")
     await client.post(f"/api/patterns/{private['id']}/like", headers=owner.headers)
     await client.post(f"/api/patterns/{public['id']}/like", headers=fan.headers)
 
-    await settle(state)
-
-    [request] = receiver.requests
-    payload = verified(request, endpoint["secret"])
-    assert payload["type"] == "pattern.liked"
-    assert payload["data"] == {
+    assert await _the_one_delivery(state, receiver, endpoint, "pattern.liked") == {
         "pattern": {"id": public["id"], "title": "Son"},
         "owner": {"id": owner.id, "displayName": "Owner"},
         "user": {"id": fan.id, "displayName": "Fan"},
@@ -108,10 +130,10 @@ async def test_a_comment_on_a_public_pattern_is_delivered_and_on_a_private_one_n
     owner: Account,
     fan: Account,
     receiver: Receiver,
+    private: dict[str, Any],
+    public: dict[str, Any],
 ) -> None:
     endpoint = await _subscribed(client, admin, receiver, ["comment.created"])
-    private = await create_pattern(client, owner, isPublic=False)
-    public = await create_pattern(client, owner, isPublic=True, title="Son")
     hidden = await client.post(
         f"/api/patterns/{private['id']}/comments", json={"text": "mine"}, headers=owner.headers
     )
@@ -121,12 +143,7 @@ async def test_a_comment_on_a_public_pattern_is_delivered_and_on_a_private_one_n
     )
     assert posted.status_code == 201, posted.text
 
-    await settle(state)
-
-    [request] = receiver.requests
-    payload = verified(request, endpoint["secret"])
-    assert payload["type"] == "comment.created"
-    assert payload["data"] == {
+    assert await _the_one_delivery(state, receiver, endpoint, "comment.created") == {
         "comment": {"id": posted.json()["data"]["id"], "parentId": None},
         "pattern": {"id": public["id"], "title": "Son"},
         "owner": {"id": owner.id, "displayName": "Owner"},
@@ -146,12 +163,7 @@ async def test_a_follow_is_delivered(
     followed = await client.post(f"/api/users/{owner.id}/follow", headers=fan.headers)
     assert followed.status_code == 200, followed.text
 
-    await settle(state)
-
-    [request] = receiver.requests
-    payload = verified(request, endpoint["secret"])
-    assert payload["type"] == "user.followed"
-    assert payload["data"] == {
+    assert await _the_one_delivery(state, receiver, endpoint, "user.followed") == {
         "follower": {"id": fan.id, "displayName": "Fan"},
         "followee": {"id": owner.id, "displayName": "Owner"},
     }

@@ -42,6 +42,7 @@ PATTERN_EVENTS = ("pattern.created", "pattern.liked", "comment.created")
 @dataclass(frozen=True)
 class _Due:
     delivery_id: str
+    endpoint_id: str
     url: str
     body: str
     secrets: list[str]
@@ -105,7 +106,7 @@ async def _due(session: AsyncSession, delivery_id: str, number: int) -> _Due | N
     expires = endpoint.previous_secret_expires_at
     if endpoint.previous_secret and expires is not None and expires > now:
         secrets.append(endpoint.previous_secret)
-    return _Due(delivery.id, endpoint.url, delivery.payload, secrets, number)
+    return _Due(delivery.id, endpoint.id, endpoint.url, delivery.payload, secrets, number)
 
 
 async def _no_longer_public(session: AsyncSession, delivery: WebhookDelivery) -> str | None:
@@ -161,11 +162,12 @@ def _elapsed_ms(started: float) -> int:
 
 
 async def _record(session: AsyncSession, state: AppState, due: _Due, outcome: _Outcome) -> None:
+    # The endpoint's row first, then the delivery's: the order a deletion of the endpoint
+    # takes them in (its cascade), so the two never wait for each other.
+    endpoint = await session.get(WebhookEndpoint, due.endpoint_id, with_for_update=True)
     delivery = await session.get(WebhookDelivery, due.delivery_id, with_for_update=True)
-    if delivery is None:  # its endpoint was deleted meanwhile
+    if endpoint is None or delivery is None:  # the endpoint was deleted meanwhile
         return
-    endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id, with_for_update=True)
-    assert endpoint is not None
     now = utcnow()
     session.add(
         WebhookAttempt(
