@@ -1,9 +1,11 @@
 """What the webhooks domain does with the events of patterns and social: a delivery to
 each subscribed endpoint, only for public content. The payload holds public fields only
-(ids, titles, display names; never an e-mail)."""
+(ids, titles, display names; never an e-mail). It is built only when some endpoint is
+subscribed, so an event costs one query while nobody listens."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +18,8 @@ from beatmachine.patterns.exceptions import PatternNotFound
 from beatmachine.social.events import CommentCreated, UserFollowed
 from beatmachine.users import service as users_service
 from beatmachine.webhooks import service
+
+Data = dict[str, Any]
 
 
 async def _people(session: AsyncSession, **ids: str) -> dict[str, dict[str, str]]:
@@ -33,7 +37,10 @@ async def _public_title(session: AsyncSession, pattern_id: str) -> str | None:
 
 
 async def _record(
-    session: AsyncSession, state: AppState, delivered: Delivered[Any], data: dict[str, Any]
+    session: AsyncSession,
+    state: AppState,
+    delivered: Delivered[Any],
+    data: Callable[[], Awaitable[Data | None]],
 ) -> None:
     await service.record_event(
         session,
@@ -52,17 +59,18 @@ async def pattern_created(
     event = delivered.event
     if not event.is_public:
         return
-    data = {
-        "pattern": {
+
+    async def data() -> Data:
+        pattern = {
             "id": event.pattern_id,
             "title": event.title,
             "flavor": event.flavor,
             "bpm": event.bpm,
             "keyNote": event.key_note,
             "originalId": event.original_id,
-        },
-        **await _people(session, owner=event.owner_id),
-    }
+        }
+        return {"pattern": pattern, **await _people(session, owner=event.owner_id)}
+
     await _record(session, state, delivered, data)
 
 
@@ -71,13 +79,16 @@ async def pattern_liked(
 ) -> None:
     """`pattern.liked` of a public pattern."""
     event = delivered.event
-    title = await _public_title(session, event.pattern_id)
-    if title is None:
-        return
-    data = {
-        "pattern": {"id": event.pattern_id, "title": title},
-        **await _people(session, owner=event.owner_id, user=event.user_id),
-    }
+
+    async def data() -> Data | None:
+        title = await _public_title(session, event.pattern_id)
+        if title is None:
+            return None
+        return {
+            "pattern": {"id": event.pattern_id, "title": title},
+            **await _people(session, owner=event.owner_id, user=event.user_id),
+        }
+
     await _record(session, state, delivered, data)
 
 
@@ -87,14 +98,19 @@ async def comment_created(
     """`comment.created` on a public pattern (the text is not sent: fetch it from the
     API)."""
     event = delivered.event
-    title = await _public_title(session, event.pattern_id) if event.is_public else None
-    if title is None:
+    if not event.is_public:
         return
-    data = {
-        "comment": {"id": event.comment_id, "parentId": event.parent_id},
-        "pattern": {"id": event.pattern_id, "title": title},
-        **await _people(session, owner=event.owner_id, user=event.user_id),
-    }
+
+    async def data() -> Data | None:
+        title = await _public_title(session, event.pattern_id)
+        if title is None:
+            return None
+        return {
+            "comment": {"id": event.comment_id, "parentId": event.parent_id},
+            "pattern": {"id": event.pattern_id, "title": title},
+            **await _people(session, owner=event.owner_id, user=event.user_id),
+        }
+
     await _record(session, state, delivered, data)
 
 
@@ -103,5 +119,8 @@ async def user_followed(
 ) -> None:
     """`user.followed` (follows are public: anyone can list them)."""
     event = delivered.event
-    data = await _people(session, follower=event.follower_id, followee=event.followee_id)
+
+    async def data() -> Data:
+        return await _people(session, follower=event.follower_id, followee=event.followee_id)
+
     await _record(session, state, delivered, data)

@@ -4,6 +4,7 @@ test ping), listed with their status, looked at with their attempts, sent again.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -78,12 +79,19 @@ async def record_event(
     event_type: str,
     event_id: str,
     occurred_at: datetime,
-    data: dict[str, Any],
+    data: Callable[[], Awaitable[dict[str, Any] | None]],
 ) -> list[WebhookDelivery]:
     """One delivery to every enabled endpoint subscribed to `event_type`, each queued with
-    the session's transaction; returns them."""
+    the session's transaction; returns them. `data()` makes the payload's `data`, only
+    when some endpoint is subscribed; None from it means the content is not public (no
+    delivery)."""
     endpoints = await repository.subscribed(session, event_type)
-    body = payload(event_type, occurred_at, data)
+    if not endpoints:
+        return []
+    made = await data()
+    if made is None:
+        return []
+    body = payload(event_type, occurred_at, made)
     deliveries = [
         _new_delivery(session, jobs, endpoint, event_type, event_id, body) for endpoint in endpoints
     ]
