@@ -11,6 +11,7 @@ from beatmachine.patterns import router as patterns_router
 from beatmachine.patterns import routes_history as patterns_history
 from beatmachine.social import router as social_router
 from beatmachine.users import router as users_router
+from beatmachine.webhooks import router as webhooks_router
 
 router = APIRouter(prefix="/api")
 router.include_router(auth_router.router)
@@ -21,6 +22,7 @@ router.include_router(patterns_history.router)
 router.include_router(patterns_history.shared_router)
 router.include_router(social_router.router)
 router.include_router(admin_router.router)
+router.include_router(webhooks_router.router)
 
 # Paths that accept request bodies other than JSON.
 EXTRA_BODY_TYPES: dict[str, tuple[str, ...]] = {

@@ -1,4 +1,5 @@
-"""Every domain's wiring, in the domain order (machines < users < auth < patterns < social).
+"""Every domain's wiring, in the domain order (machines < users < auth < patterns < social <
+webhooks).
 
 API and worker processes both call `setup`; it imports no router, so a worker never
 loads the HTTP layer.
@@ -12,8 +13,16 @@ from beatmachine.machines import wiring as machines_wiring
 from beatmachine.patterns import wiring as patterns_wiring
 from beatmachine.social import wiring as social_wiring
 from beatmachine.users import wiring as users_wiring
+from beatmachine.webhooks import wiring as webhooks_wiring
 
-DOMAINS = (machines_wiring, users_wiring, auth_wiring, patterns_wiring, social_wiring)
+DOMAINS = (
+    machines_wiring,
+    users_wiring,
+    auth_wiring,
+    patterns_wiring,
+    social_wiring,
+    webhooks_wiring,
+)
 
 
 def setup(state: AppState) -> None:

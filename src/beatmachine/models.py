@@ -16,6 +16,7 @@ from beatmachine.patterns.models import (
 )
 from beatmachine.social.models import Comment, Follow
 from beatmachine.users.models import User, UserPreferences
+from beatmachine.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "AuthSession",
@@ -38,5 +39,8 @@ __all__ = [
     "ShareLink",
     "User",
     "UserPreferences",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "is_search_object",
 ]

@@ -34,6 +34,11 @@ def settings_overrides() -> dict[str, Any]:
         "LOGIN_FAIL_LIMIT_IP": UNLIMITED,
         # The seeded failing job fails for good at once.
         "JOB_RETRIES": 0,
+        # Webhook deliveries: one quick attempt each (the seeded endpoint is on loopback).
+        "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "WEBHOOK_MAX_ATTEMPTS": 1,
+        "WEBHOOK_CONNECT_TIMEOUT": 1,
+        "WEBHOOK_READ_TIMEOUT": 1,
     }
 
 

@@ -30,6 +30,7 @@ from beatmachine.core.state import AppState
 from tests.factories import Account, login, register, register_admin
 from tests.jobs import settle
 from tests.patterns.helpers import create_pattern
+from tests.smtp_server import free_port
 
 BASE_URL = "http://testserver"
 # The whole run is repeatable: one seed, no randomness beyond it, no example database.
@@ -66,6 +67,12 @@ class Seeded:
     known_values: dict[str, list[Any]] = field(default_factory=dict)
     # The owner's patterns (public, private): fuzzed requests may delete them.
     pattern_ids: tuple[str, ...] = ()
+
+
+# Where the seeded webhook endpoint sends: a loopback port nothing listens on (refused at
+# once; the fuzz settings allow loopback), and events the renewal does not cause.
+WEBHOOK_URL = f"http://127.0.0.1:{free_port()}/hook"
+WEBHOOK_EVENTS = ["user.followed"]
 
 
 # The failing job whose failures give the admin's job operations real ids.
@@ -117,6 +124,8 @@ async def seed_resources(client: httpx.AsyncClient, state: AppState) -> Seeded:
             "refreshToken": [owner.refresh_token],
             "flavor": ["Salsa", "Merengue"],
             "defaultFlavor": ["Salsa"],
+            "url": [WEBHOOK_URL],
+            "events": [WEBHOOK_EVENTS],
         },
         pattern_ids=(public["id"], private["id"]),
     )
@@ -128,7 +137,7 @@ async def renew_resources(client: httpx.AsyncClient, state: AppState, seeded: Se
     """Before each operation, bring back what earlier fuzzed requests used up, so the ids
     handed to it name live resources: the patterns restored, a fresh share link, the
     owner's current sessions, a comment of theirs, a notification of theirs, a failed job
-    not yet sent again."""
+    not yet sent again, the webhook endpoint and a delivery of it."""
     owner = seeded.identities["user"]
     headers = await _signed_in(client, owner)
     for pattern_id in seeded.pattern_ids:
@@ -162,6 +171,12 @@ async def renew_resources(client: httpx.AsyncClient, state: AppState, seeded: Se
     )
     assert failed.status_code == 200, failed.text
     known = seeded.known_values
+    endpoint_id, delivery_id = await _webhook_resources(
+        client, await _signed_in(client, admin), known.get("endpoint_id", ["whk_none"])[0]
+    )
+    await settle(state)
+    known["endpoint_id"] = [endpoint_id]
+    known["delivery_id"] = [delivery_id]
     known["link_id"] = [link.json()["data"]["id"]]
     known["token"] = [link.json()["data"]["token"]]
     known["session_id"] = [item["id"] for item in sessions.json()["data"]["sessions"]]
@@ -169,6 +184,29 @@ async def renew_resources(client: httpx.AsyncClient, state: AppState, seeded: Se
     known["comment_id"] = [posted.json()["data"]["id"]]
     known["parentId"] = [posted.json()["data"]["id"]]
     known["notification_id"] = [n["id"] for n in notifications.json()["data"]["notifications"]]
+
+
+async def _webhook_resources(
+    client: httpx.AsyncClient, headers: dict[str, str], endpoint_id: str
+) -> tuple[str, str]:
+    """The seeded webhook endpoint as seeded (made again if a fuzzed request deleted it)
+    and a fresh test delivery of it: their ids."""
+    restored = await client.patch(
+        f"/api/admin/webhooks/{endpoint_id}",
+        json={"url": WEBHOOK_URL, "events": WEBHOOK_EVENTS, "enabled": True},
+        headers=headers,
+    )
+    if restored.status_code == 404:
+        restored = await client.post(
+            "/api/admin/webhooks",
+            json={"url": WEBHOOK_URL, "events": WEBHOOK_EVENTS},
+            headers=headers,
+        )
+    assert restored.status_code in (200, 201), restored.text
+    endpoint_id = restored.json()["data"]["id"]
+    ping = await client.post(f"/api/admin/webhooks/{endpoint_id}/test", headers=headers)
+    assert ping.status_code == 202, ping.text
+    return endpoint_id, ping.json()["data"]["id"]
 
 
 async def _signed_in(client: httpx.AsyncClient, identity: Identity) -> dict[str, str]:

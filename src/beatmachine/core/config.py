@@ -5,6 +5,7 @@ Names follow the front end's `.env.example`, so one environment file serves both
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 from functools import lru_cache
@@ -141,6 +142,22 @@ class Settings(BaseSettings):
     # How long notifications gather before they are e-mailed together.
     notification_email_delay: int = Field(600, ge=0, alias="NOTIFICATION_EMAIL_DELAY")
 
+    # --- outgoing requests (webhooks; avatar URLs) -----------------------------
+    # CIDRs that outgoing requests may reach although private or loopback (tests, an
+    # internal receiver); empty = only public addresses.
+    outbound_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="OUTBOUND_ALLOWED_NETWORKS"
+    )
+
+    # --- webhooks ---------------------------------------------------------------
+    webhook_connect_timeout: float = Field(5.0, alias="WEBHOOK_CONNECT_TIMEOUT")
+    webhook_read_timeout: float = Field(10.0, alias="WEBHOOK_READ_TIMEOUT")
+    webhook_max_attempts: int = Field(10, ge=1, le=50, alias="WEBHOOK_MAX_ATTEMPTS")
+    webhook_retry_base_delay: float = Field(60.0, ge=0, alias="WEBHOOK_RETRY_BASE_DELAY")
+    webhook_retry_max_delay: float = Field(21600.0, ge=0, alias="WEBHOOK_RETRY_MAX_DELAY")
+    webhook_disable_after: int = Field(5 * 86400, alias="WEBHOOK_DISABLE_AFTER")
+    webhook_secret_overlap: int = Field(86400, alias="WEBHOOK_SECRET_OVERLAP")
+
     # --- operations -----------------------------------------------------------
     # Bearer token a Prometheus scraper sends to `/metrics`; empty = metrics not served.
     metrics_token: str = Field("", alias="METRICS_TOKEN")
@@ -163,6 +180,15 @@ class Settings(BaseSettings):
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
 
+    @field_validator("outbound_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        value = _split_csv(value)
+        if isinstance(value, list):
+            for network in value:
+                ipaddress.ip_network(str(network), strict=False)  # a bad CIDR fails here
+        return value
+
     @field_validator(
         "jwt_expires_in",
         "refresh_token_ttl",
@@ -171,6 +197,8 @@ class Settings(BaseSettings):
         "event_retention",
         "activity_retention",
         "notification_email_delay",
+        "webhook_disable_after",
+        "webhook_secret_overlap",
         mode="before",
     )
     @classmethod

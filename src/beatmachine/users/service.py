@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.core import events
@@ -86,6 +86,22 @@ def is_admin(user: User, settings: Settings) -> bool:
     return user.is_admin or (
         user.email in settings.admin_emails and user.email_verified_at is not None
     )
+
+
+async def admin_emails(session: AsyncSession, settings: Settings) -> list[str]:
+    """The addresses of every active administrator (see `is_admin`), for notices to them."""
+    rows = await session.execute(
+        select(User.email)
+        .where(
+            User.deletion_scheduled_at.is_(None),
+            or_(
+                User.is_admin.is_(True),
+                and_(User.email.in_(settings.admin_emails), User.email_verified_at.is_not(None)),
+            ),
+        )
+        .order_by(User.email)
+    )
+    return list(rows.scalars())
 
 
 async def make_admin(session: AsyncSession, email: str) -> User:

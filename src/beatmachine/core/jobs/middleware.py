@@ -25,6 +25,13 @@ FailureRecorder = Callable[[TaskiqMessage, BaseException, int], Awaitable[None]]
 RecoveryRecorder = Callable[[TaskiqMessage], Awaitable[None]]
 
 
+def backoff_delay(retries: int, *, base: float, cap: float) -> float:
+    """Seconds to wait before retry number `retries` (1 for the first): `base * 2**(n-1)`,
+    at most `cap`, drawn between half and all of that (jitter)."""
+    ceiling = min(cap, base * 2 ** (retries - 1))
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not a secret)
+
+
 class BackoffRetryMiddleware(SmartRetryMiddleware):
     """Retry a failed job after `base * 2**(n-1)` seconds (capped), with jitter: the wait
     is drawn between half and all of that, so jobs that failed together (an SMTP relay
@@ -53,8 +60,7 @@ class BackoffRetryMiddleware(SmartRetryMiddleware):
 
     def make_delay(self, message: TaskiqMessage, retries: int) -> float:
         """The wait before retry number `retries` (1 for the first)."""
-        ceiling = min(self.max_delay_exponent, self.default_delay * 2 ** (retries - 1))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not a secret)
+        return backoff_delay(retries, base=self.default_delay, cap=self.max_delay_exponent)
 
     async def on_error(
         self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException

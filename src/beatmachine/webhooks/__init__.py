@@ -1,0 +1,3 @@
+"""The webhooks domain: endpoints that administrators register receive signed deliveries
+(Standard Webhooks) of what happens to public content, retried with backoff, every
+attempt logged."""
