@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Select, delete, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.core.db import insert_ignoring_conflict
@@ -74,15 +74,21 @@ async def comments_left_by(session: AsyncSession, user_ids: list[str]) -> dict[s
     return amounts
 
 
+def _leaving() -> Select[str]:
+    """The ids of accounts awaiting deletion (few, found by the index on the date)."""
+    return select(User.id).where(User.deletion_scheduled_at.is_not(None))
+
+
 async def _count_follows(session: AsyncSession, mine: Any, theirs: Any, user_id: str) -> int:
-    # All follows counted from the index alone, then the few of accounts awaiting
-    # deletion taken off (found from the users' side, by its index on the deletion date).
+    # All follows counted from the index alone, then those of accounts awaiting deletion
+    # taken off: one primary-key probe per such account (a check per row keeps
+    # PostgreSQL from joining them to every follow of a much-followed account).
     every = await session.execute(select(func.count()).select_from(Follow).where(mine == user_id))
+    follows_them = select(literal(True)).where(theirs == User.id, mine == user_id).scalar_subquery()
     leaving = await session.execute(
         select(func.count())
         .select_from(User)
-        .join(Follow, theirs == User.id)
-        .where(User.deletion_scheduled_at.is_not(None), mine == user_id)
+        .where(User.deletion_scheduled_at.is_not(None), follows_them.is_(True))
     )
     return int(every.scalar_one()) - int(leaving.scalar_one())
 
@@ -125,13 +131,21 @@ async def people_page(
         if followers
         else (Follow.follower_id, Follow.followee_id)
     )
-    page = (
-        select(User)
-        .join(Follow, User.id == theirs)
-        .where(mine == user_id, User.deletion_scheduled_at.is_(None))
+    # The page is cut from the follows index alone (accounts awaiting deletion left out
+    # by a hashed lookup of the few there are); only its rows are joined to their users,
+    # so a far page costs little more than the first.
+    page_ids = (
+        select(theirs.label("user_id"), Follow.created_at.label("followed_at"))
+        .where(mine == user_id, theirs.not_in(_leaving()))
         .order_by(Follow.created_at.desc(), theirs.desc())
         .limit(params.limit)
         .offset(params.offset)
+        .subquery()
+    )
+    page = (
+        select(User)
+        .join(page_ids, User.id == page_ids.c.user_id)
+        .order_by(page_ids.c.followed_at.desc(), page_ids.c.user_id.desc())
     )
     users = list((await session.execute(page)).scalars())
     total = await (follower_count if followers else following_count)(session, user_id)
