@@ -157,6 +157,7 @@ class Settings(BaseSettings):
     webhook_retry_max_delay: float = Field(21600.0, ge=0, alias="WEBHOOK_RETRY_MAX_DELAY")
     webhook_disable_after: int = Field(5 * 86400, alias="WEBHOOK_DISABLE_AFTER")
     webhook_secret_overlap: int = Field(86400, alias="WEBHOOK_SECRET_OVERLAP")
+    webhook_delivery_retention: int = Field(30 * 86400, alias="WEBHOOK_DELIVERY_RETENTION")
 
     # --- operations -----------------------------------------------------------
     # Bearer token a Prometheus scraper sends to `/metrics`; empty = metrics not served.
@@ -199,6 +200,7 @@ class Settings(BaseSettings):
         "notification_email_delay",
         "webhook_disable_after",
         "webhook_secret_overlap",
+        "webhook_delivery_retention",
         mode="before",
     )
     @classmethod

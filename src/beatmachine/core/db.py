@@ -186,6 +186,24 @@ def transaction(
 T = TypeVar("T")
 
 
+async def in_batches(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    step: Callable[[AsyncSession], Awaitable[int]],
+    batch: int,
+) -> int:
+    """Run `step` (which removes or changes at most `batch` rows and says how many) in
+    one transaction after another until it does less than a full batch; returns the sum.
+    Short transactions keep a large clean-up from holding locks, or the SQLite write
+    lock, for long."""
+    total = 0
+    while True:
+        async with transaction(sessionmaker) as session:
+            done = await step(session)
+        total += done
+        if done < batch:
+            return total
+
+
 async def shielded(work: Coroutine[Any, Any, T]) -> T:
     """Run a unit of database work to its end even if the caller is cancelled meanwhile
     (background loops being stopped): a driver call cut off half-way can leave its

@@ -50,6 +50,8 @@ class WebhookDelivery(IdMixin, Base):
     __table_args__ = (
         # An endpoint's deliveries, newest first.
         Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at", "id"),
+        # The oldest deliveries, removed after the retention period.
+        Index("ix_webhook_deliveries_created", "created_at"),
     )
 
     endpoint_id: Mapped[str] = mapped_column(

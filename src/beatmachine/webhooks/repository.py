@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.core.pagination import PageParams, Pagination, paginate
@@ -49,3 +51,31 @@ async def attempts_of(session: AsyncSession, delivery_id: str) -> list[WebhookAt
         .order_by(WebhookAttempt.number)
     )
     return list(rows.scalars())
+
+
+async def prune_deliveries(session: AsyncSession, before: datetime, batch: int) -> int:
+    """Delete up to `batch` finished deliveries (with their attempts) made and last
+    attempted before `before`, the oldest first; returns how many went."""
+    old = list(
+        (
+            await session.execute(
+                select(WebhookDelivery.id)
+                .where(
+                    WebhookDelivery.created_at < before,
+                    WebhookDelivery.status != "pending",
+                    or_(
+                        WebhookDelivery.last_attempt_at.is_(None),
+                        WebhookDelivery.last_attempt_at < before,
+                    ),
+                )
+                .order_by(WebhookDelivery.created_at)
+                .limit(batch)
+            )
+        ).scalars()
+    )
+    if not old:
+        return 0
+    # The attempts first: on SQLite a cascade would take them one delivery at a time.
+    await session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(old)))
+    await session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(old)))
+    return len(old)

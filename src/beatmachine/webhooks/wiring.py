@@ -5,16 +5,19 @@ from __future__ import annotations
 
 from functools import partial
 
+from beatmachine.core.jobs import PeriodicJob
 from beatmachine.core.state import AppState
 from beatmachine.patterns.events import PatternCreated, PatternLiked
 from beatmachine.social.events import CommentCreated, UserFollowed
 from beatmachine.webhooks import listeners, service
 
 OUTBOUND_CLIENT = "webhooks.outbound"
+PRUNE_DELIVERIES_EVERY_SECONDS = 3600
 
 
 def setup(state: AppState) -> None:
-    """Register the listeners and the delivery job; the HTTP client closes at shutdown."""
+    """Register the listeners, the delivery job and the hourly removal of deliveries past
+    retention; the HTTP client closes at shutdown."""
     client = service.outbound_client(state)
     state.extensions[OUTBOUND_CLIENT] = client
     state.on_shutdown.append(client.aclose)
@@ -37,4 +40,11 @@ def setup(state: AppState) -> None:
     )
     state.events.listen(
         UserFollowed, "webhooks.user_followed", partial(listeners.user_followed, state)
+    )
+
+    async def prune(_period: int) -> int:
+        return await service.prune_deliveries(state)
+
+    state.scheduler.add(
+        PeriodicJob("prune-webhook-deliveries", PRUNE_DELIVERIES_EVERY_SECONDS, prune)
     )

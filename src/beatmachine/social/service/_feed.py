@@ -14,11 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from beatmachine.core.db import transaction
+from beatmachine.core.db import in_batches, transaction
 from beatmachine.core.ids import new_id, utcnow
 from beatmachine.core.pagination import PageParams, Pagination
 from beatmachine.core.state import AppState
@@ -157,10 +158,8 @@ async def prune_activities(state: AppState) -> int:
     """Periodic job: remove activities (and their feed entries) older than
     `ACTIVITY_RETENTION`, in batches of one transaction each; returns how many went."""
     before = utcnow() - timedelta(seconds=state.settings.activity_retention)
-    removed = 0
-    while True:
-        async with transaction(state.sessionmaker) as session:
-            batch = await repository.prune_activities(session, before, PRUNE_BATCH)
-        removed += batch
-        if batch < PRUNE_BATCH:
-            return removed
+    return await in_batches(
+        state.sessionmaker,
+        partial(repository.prune_activities, before=before, batch=PRUNE_BATCH),
+        PRUNE_BATCH,
+    )

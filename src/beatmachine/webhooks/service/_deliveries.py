@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from beatmachine.core.db import in_batches
 from beatmachine.core.ids import isoformat_z, new_id, utcnow
 from beatmachine.core.jobs import JobQueue
 from beatmachine.core.pagination import PageParams, Pagination
+from beatmachine.core.state import AppState
 from beatmachine.webhooks import repository
 from beatmachine.webhooks.exceptions import (
     DeliveryPending,
@@ -25,6 +28,7 @@ from beatmachine.webhooks.schemas import PING
 from beatmachine.webhooks.service._endpoints import get_endpoint
 
 DELIVER_JOB = "webhooks.deliver"
+PRUNE_BATCH = 1000
 
 
 def payload(event_type: str, timestamp: datetime, data: dict[str, Any]) -> str:
@@ -155,3 +159,15 @@ async def redeliver(session: AsyncSession, jobs: JobQueue, delivery_id: str) -> 
     schedule(session, jobs, delivery)
     await session.flush()
     return delivery
+
+
+async def prune_deliveries(state: AppState) -> int:
+    """Periodic job: remove the deliveries, with their attempt logs, that finished longer
+    than `WEBHOOK_DELIVERY_RETENTION` ago (made and last attempted before it), in
+    batches of one transaction each; one still pending stays. Returns how many went."""
+    before = utcnow() - timedelta(seconds=state.settings.webhook_delivery_retention)
+    return await in_batches(
+        state.sessionmaker,
+        partial(repository.prune_deliveries, before=before, batch=PRUNE_BATCH),
+        PRUNE_BATCH,
+    )
