@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from beatmachine.admin import router as admin_router
+from beatmachine.analytics import router as analytics_router
 from beatmachine.auth import router as auth_router
 from beatmachine.machines import router as machines_router
 from beatmachine.patterns import router as patterns_router
@@ -23,6 +24,7 @@ router.include_router(patterns_history.shared_router)
 router.include_router(social_router.router)
 router.include_router(admin_router.router)
 router.include_router(webhooks_router.router)
+router.include_router(analytics_router.router)
 
 # Paths that accept request bodies other than JSON.
 EXTRA_BODY_TYPES: dict[str, tuple[str, ...]] = {

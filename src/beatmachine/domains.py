@@ -1,5 +1,5 @@
 """Every domain's wiring, in the domain order (machines < users < auth < patterns < social <
-webhooks).
+analytics, webhooks).
 
 API and worker processes both call `setup`; it imports no router, so a worker never
 loads the HTTP layer.
@@ -7,6 +7,7 @@ loads the HTTP layer.
 
 from __future__ import annotations
 
+from beatmachine.analytics import wiring as analytics_wiring
 from beatmachine.auth import wiring as auth_wiring
 from beatmachine.core.state import AppState
 from beatmachine.machines import wiring as machines_wiring
@@ -21,6 +22,7 @@ DOMAINS = (
     auth_wiring,
     patterns_wiring,
     social_wiring,
+    analytics_wiring,
     webhooks_wiring,
 )
 

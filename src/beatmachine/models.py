@@ -1,5 +1,13 @@
 """Every domain's tables, for Alembic and start-up. Imports only."""
 
+from beatmachine.analytics.models import (
+    ActiveDay,
+    Rollup,
+    RollupState,
+    TrendingPattern,
+    UsageEvent,
+    UsageEventInstrument,
+)
 from beatmachine.auth.models import AuthSession, OAuthAccount, OneTimeToken, RefreshToken
 from beatmachine.core.db import Base
 from beatmachine.core.events import EventDelivery
@@ -19,6 +27,7 @@ from beatmachine.users.models import User, UserPreferences
 from beatmachine.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "ActiveDay",
     "AuthSession",
     "Base",
     "Comment",
@@ -36,7 +45,12 @@ __all__ = [
     "PatternVersion",
     "QueuedJob",
     "RefreshToken",
+    "Rollup",
+    "RollupState",
     "ShareLink",
+    "TrendingPattern",
+    "UsageEvent",
+    "UsageEventInstrument",
     "User",
     "UserPreferences",
     "WebhookAttempt",

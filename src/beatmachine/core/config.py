@@ -142,6 +142,16 @@ class Settings(BaseSettings):
     # How long notifications gather before they are e-mailed together.
     notification_email_delay: int = Field(600, ge=0, alias="NOTIFICATION_EMAIL_DELAY")
 
+    # --- analytics ------------------------------------------------------------
+    # Raw usage events are removed after this long; the rollups are kept for ever.
+    analytics_event_retention: int = Field(90 * 86400, alias="ANALYTICS_EVENT_RETENTION")
+    # How often the rollup runs, and how far behind the present it stops (so that a
+    # transaction still open when it starts is not missed).
+    analytics_rollup_every: int = Field(60, ge=1, alias="ANALYTICS_ROLLUP_EVERY")
+    analytics_rollup_lag: int = Field(60, ge=0, alias="ANALYTICS_ROLLUP_LAG")
+    # Answers of the analytics endpoints are cached this long (0: not cached).
+    analytics_cache_ttl: int = Field(10, ge=0, alias="ANALYTICS_CACHE_TTL")
+
     # --- outgoing requests (webhooks; avatar URLs) -----------------------------
     # CIDRs that outgoing requests may reach although private or loopback (tests, an
     # internal receiver); empty = only public addresses.
@@ -201,6 +211,10 @@ class Settings(BaseSettings):
         "webhook_disable_after",
         "webhook_secret_overlap",
         "webhook_delivery_retention",
+        "analytics_event_retention",
+        "analytics_rollup_every",
+        "analytics_rollup_lag",
+        "analytics_cache_ttl",
         mode="before",
     )
     @classmethod

@@ -1,0 +1,243 @@
+"""The reports' reads: sums of rollups over a range's periods, and the live part (what
+was recorded after the rollup's watermark)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, distinct, false, func, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from beatmachine.analytics.metrics import Kind, Metric
+from beatmachine.analytics.models import (
+    ActiveDay,
+    Rollup,
+    RollupState,
+    TrendingPattern,
+    UsageEvent,
+    UsageEventInstrument,
+)
+from beatmachine.analytics.ranges import Period, Tile
+from beatmachine.analytics.repository._rollup import STATE
+from beatmachine.patterns.models import Pattern
+from beatmachine.users.models import User
+
+
+async def rollup_state(session: AsyncSession) -> RollupState | None:
+    """The rollup's watermark and the day its trending ranges end on (None: never run)."""
+    return await session.get(RollupState, STATE)
+
+
+def _covering(tiles: Sequence[Tile]) -> ColumnElement[bool]:
+    by_period: dict[Period, list[date]] = {}
+    for tile in tiles:
+        by_period.setdefault(tile.period, []).append(tile.start)
+    if not by_period:
+        return false()
+    return or_(
+        *(
+            and_(Rollup.period == period.value, Rollup.period_start.in_(starts))
+            for period, starts in by_period.items()
+        )
+    )
+
+
+async def summed_by_key(
+    session: AsyncSession, metric: Metric, tiles: Sequence[Tile]
+) -> dict[str, int]:
+    """`metric` per key, summed over the tiles."""
+    rows = await session.execute(
+        select(Rollup.key, func.sum(Rollup.value))
+        .where(Rollup.metric == metric.value, _covering(tiles))
+        .group_by(Rollup.key)
+    )
+    return {key: int(total) for key, total in rows.all()}
+
+
+async def series(
+    session: AsyncSession, metric: Metric, period: Period, first: date, last: date, key: str = ""
+) -> dict[date, int]:
+    """`metric` (of `key`) per `period` whose start is from `first` to `last`."""
+    rows = await session.execute(
+        select(Rollup.period_start, Rollup.value).where(
+            Rollup.metric == metric.value,
+            Rollup.period == period.value,
+            Rollup.key == key,
+            Rollup.period_start.between(first, last),
+        )
+    )
+    return {start: int(value) for start, value in rows.all()}
+
+
+async def cohort_rows(
+    session: AsyncSession, first: date, last: date
+) -> list[tuple[date, str, int]]:
+    """(active week, cohort week, accounts of the cohort active that week) for the
+    weeks from `first` to `last`."""
+    rows = await session.execute(
+        select(Rollup.period_start, Rollup.key, Rollup.value).where(
+            Rollup.metric == Metric.COHORT_ACTIVE.value,
+            Rollup.period == Period.WEEK.value,
+            Rollup.period_start.between(first, last),
+        )
+    )
+    return [(start, key, int(value)) for start, key, value in rows.all()]
+
+
+# --- the live part -----------------------------------------------------------------------
+
+
+def _live(column: Any, after: datetime | None) -> ColumnElement[bool]:
+    return true() if after is None else column > after
+
+
+def _days(column: Any, first: date | None, last: date) -> ColumnElement[bool]:
+    condition: ColumnElement[bool] = (
+        column <= last if first is None else column.between(first, last)
+    )
+    return condition
+
+
+async def live_events(
+    session: AsyncSession,
+    kind: Kind,
+    after: datetime | None,
+    first: date | None,
+    last: date,
+    *group: Any,
+) -> list[tuple[Any, ...]]:
+    """Events of `kind` recorded after `after` that happened from `first` (None: any
+    day) to `last`, counted per the `group` columns: rows of (*group, count)."""
+    rows = await session.execute(
+        select(*group, func.count())
+        .where(
+            UsageEvent.kind == kind.value,
+            _live(UsageEvent.recorded_at, after),
+            _days(UsageEvent.day, first, last),
+        )
+        .group_by(*group)
+    )
+    return [tuple(row) for row in rows.all()]
+
+
+async def live_instruments(
+    session: AsyncSession, after: datetime | None, first: date | None, last: date
+) -> dict[str, int]:
+    """Instruments of the patterns created from `first` to `last`, recorded after
+    `after`: how many switch each on."""
+    rows = await session.execute(
+        select(UsageEventInstrument.instrument, func.count())
+        .join(UsageEvent, UsageEvent.id == UsageEventInstrument.event_id)
+        .where(
+            _live(UsageEvent.recorded_at, after),
+            _days(UsageEventInstrument.day, first, last),
+        )
+        .group_by(UsageEventInstrument.instrument)
+    )
+    return {instrument: int(count) for instrument, count in rows.all()}
+
+
+async def live_pattern_days(
+    session: AsyncSession, after: datetime | None, first: date | None, last: date
+) -> list[tuple[str, date, int, int]]:
+    """(pattern, day, plays, likes) of the plays and likes recorded after `after`."""
+    played = func.sum(case((UsageEvent.kind == Kind.PATTERN_PLAYED.value, 1), else_=0))
+    liked = func.sum(case((UsageEvent.kind == Kind.PATTERN_LIKED.value, 1), else_=0))
+    rows = await session.execute(
+        select(UsageEvent.pattern_id, UsageEvent.day, played, liked)
+        .where(
+            UsageEvent.kind.in_([Kind.PATTERN_PLAYED.value, Kind.PATTERN_LIKED.value]),
+            UsageEvent.pattern_id.is_not(None),
+            _live(UsageEvent.recorded_at, after),
+            _days(UsageEvent.day, first, last),
+        )
+        .group_by(UsageEvent.pattern_id, UsageEvent.day)
+    )
+    return [(pattern_id, day, int(p), int(lk)) for pattern_id, day, p, lk in rows.all()]
+
+
+async def live_active_days(
+    session: AsyncSession, after: datetime | None, first: date, last: date
+) -> list[tuple[str, date, date]]:
+    """(account, day, cohort) of the active days recorded after `after`."""
+    rows = await session.execute(
+        select(ActiveDay.user_id, ActiveDay.day, ActiveDay.cohort).where(
+            _live(ActiveDay.recorded_at, after), ActiveDay.day.between(first, last)
+        )
+    )
+    return [(user_id, day, cohort) for user_id, day, cohort in rows.all()]
+
+
+async def counted_before(
+    session: AsyncSession, user_ids: set[str], first: date, last: date, upto: datetime
+) -> set[str]:
+    """Of `user_ids`, those with an active day from `first` to `last` that the rollup
+    has taken in (recorded up to `upto`)."""
+    if not user_ids:
+        return set()
+    rows = await session.execute(
+        select(distinct(ActiveDay.user_id)).where(
+            ActiveDay.user_id.in_(user_ids),
+            ActiveDay.day.between(first, last),
+            ActiveDay.recorded_at <= upto,
+        )
+    )
+    return set(rows.scalars())
+
+
+# --- trending ------------------------------------------------------------------------------
+
+
+def _shown() -> ColumnElement[bool]:
+    return and_(
+        Pattern.is_public.is_(True),
+        Pattern.deleted_at.is_(None),
+        User.deletion_scheduled_at.is_(None),
+    )
+
+
+async def top_trending(
+    session: AsyncSession, time_range: str, limit: int
+) -> list[tuple[TrendingPattern, Pattern, User]]:
+    """The `limit` public patterns with the highest score in `time_range`."""
+    rows = await session.execute(
+        select(TrendingPattern, Pattern, User)
+        .join(Pattern, Pattern.id == TrendingPattern.pattern_id)
+        .join(User, User.id == Pattern.user_id)
+        .where(TrendingPattern.time_range == time_range, _shown())
+        .order_by(TrendingPattern.score.desc(), TrendingPattern.pattern_id)
+        .limit(limit)
+    )
+    return [(trending, pattern, user) for trending, pattern, user in rows.all()]
+
+
+async def trending_of(
+    session: AsyncSession, time_range: str, pattern_ids: set[str]
+) -> dict[str, TrendingPattern]:
+    """The rows of `time_range` of these patterns."""
+    if not pattern_ids:
+        return {}
+    rows = await session.execute(
+        select(TrendingPattern).where(
+            TrendingPattern.time_range == time_range,
+            TrendingPattern.pattern_id.in_(pattern_ids),
+        )
+    )
+    return {row.pattern_id: row for row in rows.scalars()}
+
+
+async def shown_patterns(
+    session: AsyncSession, pattern_ids: set[str]
+) -> dict[str, tuple[Pattern, User]]:
+    """Of these patterns, the public ones (not deleted, author not leaving), with their
+    authors."""
+    if not pattern_ids:
+        return {}
+    rows = await session.execute(
+        select(Pattern, User)
+        .join(User, User.id == Pattern.user_id)
+        .where(Pattern.id.in_(pattern_ids), _shown())
+    )
+    return {pattern.id: (pattern, user) for pattern, user in rows.all()}
