@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from beatmachine.admin import router as admin_router
+from beatmachine.analytics import pages as analytics_pages
 from beatmachine.analytics import router as analytics_router
 from beatmachine.auth import router as auth_router
 from beatmachine.machines import router as machines_router
@@ -26,8 +27,15 @@ router.include_router(admin_router.router)
 router.include_router(webhooks_router.router)
 router.include_router(analytics_router.router)
 
+# Server-rendered pages, outside `/api`: the admin dashboard.
+pages = APIRouter()
+pages.include_router(analytics_pages.router)
+
 # Paths that accept request bodies other than JSON.
 EXTRA_BODY_TYPES: dict[str, tuple[str, ...]] = {
-    path: ("application/xml", "text/xml")
-    for path in (*machines_router.XML_BODY_PATHS, *patterns_router.XML_BODY_PATHS)
+    **{
+        path: ("application/xml", "text/xml")
+        for path in (*machines_router.XML_BODY_PATHS, *patterns_router.XML_BODY_PATHS)
+    },
+    **{path: (analytics_pages.FORM_TYPE,) for path in analytics_pages.FORM_PATHS},
 }

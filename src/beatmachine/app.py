@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = state.sessionmaker
     install_error_handlers(app)
     app.include_router(api.router)
+    app.include_router(api.pages)
     if isinstance(state.storage, LocalStorage):
         # Local files are served by the API itself; S3 clients fetch from the bucket.
         app.include_router(media_router(state.storage))
