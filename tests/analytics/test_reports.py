@@ -145,6 +145,31 @@ async def test_popular_patterns_rank_public_patterns_by_score(
     }
 
 
+async def test_plays_since_the_rollup_lift_a_pattern_above_the_rolled_up_top(
+    client: httpx.AsyncClient, state: AppState, usage: Usage, other: Account
+) -> None:
+    await service.roll_up(state)  # son 7, tumbao 6
+    for _ in range(2):
+        await play(client, usage.tumbao, other)
+    await settle(state)
+
+    data = await report(client, "popular-patterns?timeRange=week&limit=1")
+
+    assert [(p["id"], p["plays"], p["score"]) for p in data["patterns"]] == [(usage.tumbao, 5, 8.0)]
+
+
+async def test_a_pattern_that_ties_the_rolled_up_top_since_goes_first_with_more_plays(
+    client: httpx.AsyncClient, state: AppState, usage: Usage, other: Account
+) -> None:
+    await service.roll_up(state)
+    await play(client, usage.tumbao, other)  # 7, tied with son: more plays go first
+    await settle(state)
+
+    data = await report(client, "popular-patterns?timeRange=week&limit=1")
+
+    assert [(p["id"], p["plays"], p["score"]) for p in data["patterns"]] == [(usage.tumbao, 4, 7.0)]
+
+
 async def test_a_pattern_made_private_or_deleted_leaves_the_trending_list(
     client: httpx.AsyncClient, state: AppState, usage: Usage, owner: Account
 ) -> None:

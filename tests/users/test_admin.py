@@ -3,7 +3,6 @@ dependency, and that nobody can make themselves admin through the API."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,12 +12,11 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from typer.testing import CliRunner, Result
 
 from beatmachine.auth.dependencies import AdminUser
-from beatmachine.cli import app as cli_app
 from beatmachine.core.config import Settings, get_settings
 from beatmachine.users.models import User
+from tests.cli import point_cli_at, run_cli
 from tests.factories import PASSWORD, assert_error, confirm_email, register, validation_fields
 from tests.users.helpers import preferences_row, user_count, user_row
 
@@ -47,20 +45,9 @@ def mount_admin_route(app: FastAPI) -> None:
 
 @pytest.fixture
 def cli_env(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Point the CLI's settings (read from the environment) at the test database."""
-    monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("VAR_DIR", str(tmp_path / "cli-var"))
-    monkeypatch.setenv("JWT_SECRET", "cli-test-secret-" + "y" * 40)
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    monkeypatch.delenv("ADMIN_EMAILS", raising=False)
-    get_settings.cache_clear()
+    point_cli_at(settings, tmp_path, monkeypatch)
     yield
     get_settings.cache_clear()
-
-
-async def run_cli(*args: str) -> Result:
-    # The command runs its own event loop, so it gets a thread of its own.
-    return await asyncio.to_thread(CliRunner().invoke, cli_app, list(args))
 
 
 async def admin_ids(db: AsyncSession) -> list[str]:

@@ -2,18 +2,20 @@
 
 from beatmachine.analytics.repository._events import add_active_day, add_event, signed_up_on
 from beatmachine.analytics.repository._reports import (
+    Shown,
+    Trending,
     cohort_rows,
     counted_before,
     live_active_days,
     live_events,
     live_instruments,
     live_pattern_days,
+    reachable_trending,
     rollup_state,
     series,
     shown_patterns,
     summed_by_key,
     top_trending,
-    trending_of,
 )
 from beatmachine.analytics.repository._rollup import (
     add_to_days,
@@ -33,6 +35,8 @@ from beatmachine.analytics.repository._rollup import (
 )
 
 __all__ = [
+    "Shown",
+    "Trending",
     "add_active_day",
     "add_event",
     "add_to_days",
@@ -50,6 +54,7 @@ __all__ = [
     "lock_state",
     "prune_active_days",
     "prune_events",
+    "reachable_trending",
     "recorded_between",
     "remove_day_from_trending",
     "replace_period",
@@ -60,6 +65,5 @@ __all__ = [
     "signed_up_on",
     "summed_by_key",
     "top_trending",
-    "trending_of",
     "watermark",
 ]

@@ -4,10 +4,11 @@ was recorded after the rollup's watermark)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, distinct, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.analytics.metrics import Kind, Metric
@@ -19,7 +20,7 @@ from beatmachine.analytics.models import (
     UsageEvent,
     UsageEventInstrument,
 )
-from beatmachine.analytics.ranges import Period, Tile
+from beatmachine.analytics.ranges import LIKE_WEIGHT, Period, Tile
 from beatmachine.analytics.repository._rollup import STATE
 from beatmachine.patterns.models import Pattern
 from beatmachine.users.models import User
@@ -139,22 +140,36 @@ async def live_instruments(
     return {instrument: int(count) for instrument, count in rows.all()}
 
 
+def _live_plays_and_likes(
+    after: datetime | None, first: date | None, last: date
+) -> list[ColumnElement[bool]]:
+    return [
+        UsageEvent.kind.in_([Kind.PATTERN_PLAYED.value, Kind.PATTERN_LIKED.value]),
+        UsageEvent.pattern_id.is_not(None),
+        _live(UsageEvent.recorded_at, after),
+        _days(UsageEvent.day, first, last),
+    ]
+
+
 async def live_pattern_days(
-    session: AsyncSession, after: datetime | None, first: date | None, last: date
+    session: AsyncSession,
+    after: datetime | None,
+    first: date | None,
+    last: date,
+    pattern_ids: set[str] | None = None,
 ) -> list[tuple[str, date, int, int]]:
-    """(pattern, day, plays, likes) of the plays and likes recorded after `after`."""
+    """(pattern, day, plays, likes) of the plays and likes recorded after `after`; of
+    `pattern_ids` only, if given."""
+    if pattern_ids is not None and not pattern_ids:
+        return []
     played = func.sum(case((UsageEvent.kind == Kind.PATTERN_PLAYED.value, 1), else_=0))
     liked = func.sum(case((UsageEvent.kind == Kind.PATTERN_LIKED.value, 1), else_=0))
-    rows = await session.execute(
-        select(UsageEvent.pattern_id, UsageEvent.day, played, liked)
-        .where(
-            UsageEvent.kind.in_([Kind.PATTERN_PLAYED.value, Kind.PATTERN_LIKED.value]),
-            UsageEvent.pattern_id.is_not(None),
-            _live(UsageEvent.recorded_at, after),
-            _days(UsageEvent.day, first, last),
-        )
-        .group_by(UsageEvent.pattern_id, UsageEvent.day)
+    query = select(UsageEvent.pattern_id, UsageEvent.day, played, liked).where(
+        *_live_plays_and_likes(after, first, last)
     )
+    if pattern_ids is not None:
+        query = query.where(UsageEvent.pattern_id.in_(pattern_ids))
+    rows = await session.execute(query.group_by(UsageEvent.pattern_id, UsageEvent.day))
     return [(pattern_id, day, int(p), int(lk)) for pattern_id, day, p, lk in rows.all()]
 
 
@@ -178,7 +193,9 @@ async def counted_before(
     if not user_ids:
         return set()
     rows = await session.execute(
-        select(distinct(ActiveDay.user_id)).where(
+        select(ActiveDay.user_id)
+        .distinct()
+        .where(
             ActiveDay.user_id.in_(user_ids),
             ActiveDay.day.between(first, last),
             ActiveDay.recorded_at <= upto,
@@ -198,46 +215,131 @@ def _shown() -> ColumnElement[bool]:
     )
 
 
-async def top_trending(
-    session: AsyncSession, time_range: str, limit: int
-) -> list[tuple[TrendingPattern, Pattern, User]]:
-    """The `limit` public patterns with the highest score in `time_range`."""
-    rows = await session.execute(
-        select(TrendingPattern, Pattern, User)
+@dataclass(frozen=True)
+class Trending:
+    """A pattern's plays, likes and score in a range, as the rollup has them."""
+
+    plays: int
+    likes: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What a report shows of a pattern: its title and author."""
+
+    title: str
+    author_id: str
+    author_name: str
+
+
+_SHOWN_COLUMNS = (Pattern.title, Pattern.user_id, User.display_name)
+_TRENDING_COLUMNS = (
+    TrendingPattern.pattern_id,
+    TrendingPattern.plays,
+    TrendingPattern.likes,
+    TrendingPattern.score,
+)
+
+
+def _shown_trending(time_range: str) -> Select[str, int, int, float, str, str, str]:
+    # Columns only: whole Pattern and User rows would bring every configuration and
+    # the authors' preferences along.
+    return (
+        select(*_TRENDING_COLUMNS, *_SHOWN_COLUMNS)
         .join(Pattern, Pattern.id == TrendingPattern.pattern_id)
         .join(User, User.id == Pattern.user_id)
         .where(TrendingPattern.time_range == time_range, _shown())
-        .order_by(TrendingPattern.score.desc(), TrendingPattern.pattern_id)
-        .limit(limit)
     )
-    return [(trending, pattern, user) for trending, pattern, user in rows.all()]
 
 
-async def trending_of(
-    session: AsyncSession, time_range: str, pattern_ids: set[str]
-) -> dict[str, TrendingPattern]:
-    """The rows of `time_range` of these patterns."""
-    if not pattern_ids:
-        return {}
-    rows = await session.execute(
-        select(TrendingPattern).where(
-            TrendingPattern.time_range == time_range,
-            TrendingPattern.pattern_id.in_(pattern_ids),
+async def top_trending(
+    session: AsyncSession, time_range: str, limit: int
+) -> list[tuple[str, Trending, Shown]]:
+    """The `limit` public patterns with the highest score in `time_range`, and any more
+    that tie with the last of them, highest first."""
+    query = _shown_trending(time_range).order_by(
+        TrendingPattern.score.desc(), TrendingPattern.pattern_id
+    )
+    rows = list((await session.execute(query.limit(limit))).all())
+    if len(rows) == limit:
+        last = rows[-1]
+        rows += (
+            await session.execute(
+                query.where(
+                    TrendingPattern.score == last.score,
+                    TrendingPattern.pattern_id.not_in([row.pattern_id for row in rows]),
+                )
+            )
+        ).all()
+    return [
+        (row[0], Trending(int(row[1]), int(row[2]), float(row[3])), Shown(row[4], row[5], row[6]))
+        for row in rows
+    ]
+
+
+async def reachable_trending(
+    session: AsyncSession,
+    time_range: str,
+    after: datetime | None,
+    first: date | None,
+    last: date,
+    exclude: set[str],
+    min_score: float | None,
+    weight: float,
+) -> dict[str, Trending]:
+    """The patterns played or liked from `first` to `last` and recorded after `after`
+    (but those of `exclude`) whose rolled-up score in `time_range`, plus their plays and
+    `LIKE_WEIGHT` times their likes since then times `weight`, is `min_score` or more
+    (all of them when None); with their rolled-up rows (zeros: none yet)."""
+    since = (
+        select(
+            UsageEvent.pattern_id.label("pattern_id"),
+            func.sum(
+                case((UsageEvent.kind == Kind.PATTERN_PLAYED.value, 1), else_=LIKE_WEIGHT)
+            ).label("raw"),
+        )
+        .where(*_live_plays_and_likes(after, first, last))
+        .group_by(UsageEvent.pattern_id)
+        .subquery("since")
+    )
+    rolled = func.coalesce(TrendingPattern.score, 0.0)
+    query = (
+        select(
+            since.c.pattern_id,
+            func.coalesce(TrendingPattern.plays, 0),
+            func.coalesce(TrendingPattern.likes, 0),
+            rolled,
+        )
+        .select_from(since)
+        .outerjoin(
+            TrendingPattern,
+            and_(
+                TrendingPattern.pattern_id == since.c.pattern_id,
+                TrendingPattern.time_range == time_range,
+            ),
         )
     )
-    return {row.pattern_id: row for row in rows.scalars()}
+    if exclude:
+        query = query.where(since.c.pattern_id.not_in(exclude))
+    if min_score is not None:
+        query = query.where(rolled + since.c.raw * weight >= min_score)
+    return {
+        pattern_id: Trending(int(plays), int(likes), float(score))
+        for pattern_id, plays, likes, score in (await session.execute(query)).all()
+    }
 
 
-async def shown_patterns(
-    session: AsyncSession, pattern_ids: set[str]
-) -> dict[str, tuple[Pattern, User]]:
-    """Of these patterns, the public ones (not deleted, author not leaving), with their
-    authors."""
+async def shown_patterns(session: AsyncSession, pattern_ids: set[str]) -> dict[str, Shown]:
+    """Of these patterns, the public ones (not deleted, author not leaving): what a
+    report shows of them."""
     if not pattern_ids:
         return {}
     rows = await session.execute(
-        select(Pattern, User)
+        select(Pattern.id, *_SHOWN_COLUMNS)
         .join(User, User.id == Pattern.user_id)
         .where(Pattern.id.in_(pattern_ids), _shown())
     )
-    return {pattern.id: (pattern, user) for pattern, user in rows.all()}
+    return {
+        pattern_id: Shown(title, author, name) for pattern_id, title, author, name in rows.all()
+    }

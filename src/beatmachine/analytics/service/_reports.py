@@ -265,48 +265,82 @@ async def popular_patterns(
         window = await _window(session, time_range)
         # Scores of the rollup are relative to the day it last ended the ranges on.
         reference = window.trending_today or window.today
-        live: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
-        for pattern_id, day, plays, likes in await repository.live_pattern_days(
-            session, window.watermark, window.live_first, window.today
-        ):
-            entry = live[pattern_id]
-            entry[0] += plays
-            entry[1] += likes
-            entry[2] += (plays + LIKE_WEIGHT * likes) * decay(time_range, day, reference)
-        rolled = {}
-        shown: dict[str, tuple[str, str, str, str]] = {}
-        if window.watermark is not None:
-            top = await repository.top_trending(session, time_range.value, limit + len(live))
-            for trending, pattern, author in top:
-                rolled[pattern.id] = (trending.plays, trending.likes, trending.score)
-                shown[pattern.id] = (pattern.title, author.id, author.display_name, "")
-            others = await repository.trending_of(
-                session, time_range.value, set(live) - set(rolled)
+
+        async def live_of(pattern_ids: set[str] | None) -> dict[str, list[float]]:
+            live: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+            for pattern_id, day, plays, likes in await repository.live_pattern_days(
+                session, window.watermark, window.live_first, window.today, pattern_ids
+            ):
+                entry = live[pattern_id]
+                entry[0] += plays
+                entry[1] += likes
+                entry[2] += (plays + LIKE_WEIGHT * likes) * decay(time_range, day, reference)
+            return live
+
+        rolled: dict[str, repository.Trending] = {}
+        shown: dict[str, repository.Shown] = {}
+        if window.watermark is None:
+            live = await live_of(None)
+        else:
+            for pattern_id, trending, about in await repository.top_trending(
+                session, time_range.value, limit
+            ):
+                rolled[pattern_id] = trending
+                shown[pattern_id] = about
+            live = await live_of(set(rolled))
+            # A pattern below the rollup's top (and its ties) can only rise above the
+            # top's lowest score by what it got since, at most its plays and likes
+            # weighted as today's: only those that can are looked at (a busy minute
+            # plays thousands of patterns, a few of which matter).
+            finals = sorted((t.score + live[p][2] for p, t in rolled.items()), reverse=True)
+            floor = finals[limit - 1] - 1e-6 if len(finals) >= limit else None
+            reachable = await repository.reachable_trending(
+                session,
+                time_range.value,
+                window.watermark,
+                window.live_first,
+                window.today,
+                set(rolled),
+                floor,
+                decay(time_range, window.today, reference),
             )
-            for pattern_id, trending in others.items():
-                rolled[pattern_id] = (trending.plays, trending.likes, trending.score)
-        missing = set(live) - set(shown)
-        for pattern_id, (pattern, author) in (
-            await repository.shown_patterns(session, missing)
-        ).items():
-            shown[pattern_id] = (pattern.title, author.id, author.display_name, "")
-        entries = []
-        for pattern_id, (title, author_id, author_name, _) in shown.items():
-            plays, likes, score = rolled.get(pattern_id, (0, 0, 0.0))
+            rolled |= reachable
+            live |= await live_of(set(reachable))
+        nothing = repository.Trending(0, 0, 0.0)
+        ranked = []
+        for pattern_id in set(rolled) | set(live):
+            base = rolled.get(pattern_id, nothing)
             extra = live.get(pattern_id, [0.0, 0.0, 0.0])
-            entries.append(
-                TrendingPatternOut(
-                    id=pattern_id,
-                    title=title,
-                    plays=int(plays + extra[0]),
-                    likes=int(likes + extra[1]),
-                    score=round(score + extra[2], 4),
-                    author=PatternAuthor(id=author_id, display_name=author_name),
-                )
+            plays, likes = int(base.plays + extra[0]), int(base.likes + extra[1])
+            if plays > 0 or likes > 0:
+                ranked.append((round(base.score + extra[2], 4), plays, likes, pattern_id))
+        ranked.sort(key=lambda entry: (-entry[0], -entry[1], entry[3]))
+        # What is shown of the best, a few at a time: most are public, so one look-up
+        # of twice the limit usually finds them all.
+        entries: list[TrendingPatternOut] = []
+        for begin in range(0, len(ranked), 2 * limit):
+            batch = ranked[begin : begin + 2 * limit]
+            shown |= await repository.shown_patterns(
+                session, {entry[3] for entry in batch} - set(shown)
             )
-        entries = [entry for entry in entries if entry.plays > 0 or entry.likes > 0]
-        entries.sort(key=lambda entry: (-entry.score, -entry.plays, entry.id))
-        return PopularPatterns(time_range=time_range.value, patterns=entries[:limit])
+            for score, plays, likes, pattern_id in batch:
+                found = shown.get(pattern_id)
+                if found is not None and len(entries) < limit:
+                    entries.append(
+                        TrendingPatternOut(
+                            id=pattern_id,
+                            title=found.title,
+                            plays=plays,
+                            likes=likes,
+                            score=score,
+                            author=PatternAuthor(
+                                id=found.author_id, display_name=found.author_name
+                            ),
+                        )
+                    )
+            if len(entries) >= limit:
+                break
+        return PopularPatterns(time_range=time_range.value, patterns=entries)
 
     return await _cached(state, f"patterns:{time_range.value}:{limit}", PopularPatterns, compute)
 

@@ -75,13 +75,12 @@ async def roll_up_in(session: AsyncSession, state: AppState, now: datetime) -> R
                 await repository.replace_period(
                     session, period.value, start, period_end(period, start), retained_from, upto
                 )
-    for day in days:
-        for time_range in TimeRange:
-            if in_window(time_range, day, today):
-                weight = decay(time_range, day, today)
-                await repository.add_to_trending(
-                    session, time_range.value, day, weight, after, upto
-                )
+    for time_range in TimeRange:
+        weights = {
+            day: decay(time_range, day, today) for day in days if in_window(time_range, day, today)
+        }
+        if weights:
+            await repository.add_to_trending(session, time_range.value, weights, after, upto)
     locked.watermark = upto
     locked.today = today
     await session.flush()
