@@ -8,8 +8,11 @@ from datetime import date, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.analytics import service
+from beatmachine.analytics.models import UsageEvent, UsageEventInstrument
 from beatmachine.core.ids import utcnow
 from beatmachine.core.state import AppState
 from tests.analytics.helpers import Usage, known_usage, play, report
@@ -353,3 +356,33 @@ class TestCache:
         assert again == first
         # Both score 7 now; the one with more plays comes first.
         assert [p["plays"] for p in fresh["patterns"]] == [4, 1]
+
+
+async def test_a_saved_pattern_is_recorded_with_its_instruments_but_counts_no_creation(
+    client: httpx.AsyncClient, state: AppState, db: AsyncSession, usage: Usage, owner: Account
+) -> None:
+    response = await client.put(
+        f"/api/patterns/{usage.son}", json={"bpm": 200}, headers=owner.headers
+    )
+    assert response.status_code == 200, response.text
+    await settle(state)
+    saved = await db.execute(
+        select(UsageEvent.bpm, UsageEventInstrument.instrument)
+        .join(UsageEventInstrument, UsageEventInstrument.event_id == UsageEvent.id)
+        .where(UsageEvent.kind == "pattern_saved")
+    )
+    rows = saved.all()
+    await db.commit()
+
+    assert [tuple(row) for row in rows] == [(200, "clave")]
+    live = await report(client, "popular-instruments?timeRange=week")
+    await service.roll_up(state)
+    rolled = await report(client, "popular-instruments?timeRange=week")
+    assert live == rolled
+    assert rolled["patternsCreated"] == 3
+    assert rolled["instruments"][0] == {
+        "id": "clave",
+        "title": "Clave",
+        "usageCount": 2,
+        "percentage": 66.67,
+    }

@@ -37,11 +37,8 @@ def _settings_of(event: PatternCreated | PatternUpdated) -> dict[str, Any]:
         "flavor": event.flavor,
         "bpm": event.bpm,
         "key_note": event.key_note,
+        "instruments": event.instruments,
     }
-
-
-def _created(event: PatternCreated) -> dict[str, Any]:
-    return {**_settings_of(event), "instruments": event.instruments}
 
 
 def _played(event: PatternPlayed) -> dict[str, Any]:
@@ -66,7 +63,7 @@ def register(state: AppState) -> None:
     events.listen(
         PatternCreated,
         "analytics.pattern_created",
-        _recorder(state, Kind.PATTERN_CREATED, _created),
+        _recorder(state, Kind.PATTERN_CREATED, _settings_of),
     )
     events.listen(
         PatternUpdated,

@@ -44,7 +44,7 @@ class UsageEvent(Base):
 
 
 class UsageEventInstrument(Base):
-    """An instrument a created pattern switches on (one row per instrument)."""
+    """An instrument a created or saved pattern switches on (one row per instrument)."""
 
     __tablename__ = "analytics_event_instruments"
     __table_args__ = (Index("ix_analytics_event_instruments_day", "day"),)

@@ -132,6 +132,7 @@ async def live_instruments(
         select(UsageEventInstrument.instrument, func.count())
         .join(UsageEvent, UsageEvent.id == UsageEventInstrument.event_id)
         .where(
+            UsageEvent.kind == Kind.PATTERN_CREATED.value,
             _live(UsageEvent.recorded_at, after),
             _days(UsageEventInstrument.day, first, last),
         )

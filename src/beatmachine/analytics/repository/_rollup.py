@@ -150,7 +150,11 @@ def daily_counts(
                 func.count(),
             )
             .join(UsageEvent, UsageEvent.id == UsageEventInstrument.event_id)
-            .where(recorded_between(UsageEvent.recorded_at, after, upto))
+            .where(
+                # The instruments of saves are kept too; this counts created patterns.
+                UsageEvent.kind == Kind.PATTERN_CREATED.value,
+                recorded_between(UsageEvent.recorded_at, after, upto),
+            )
             .group_by(UsageEventInstrument.day, UsageEventInstrument.instrument)
         )
     if metric is Metric.ACTIVE_USERS:
