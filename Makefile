@@ -54,6 +54,9 @@ bench-events: install-dev ## Play throughput with and without event recording, o
 bench-social: install-dev ## Feed, fan-out and followers at 100,000 followers and 1,000,000 activities
 	$(RUN) python bench/social_scale.py
 
+bench-analytics: install-dev ## Analytics rollup and reports at 100,000 and at 11,000,000 usage events
+	$(RUN) python bench/analytics_scale.py
+
 bench-feed-embedded: install-dev ## Feed delivery to 100,000 followers on the embedded defaults (SQLite)
 	$(RUN) python bench/feed_delivery_embedded.py
 
@@ -63,4 +66,4 @@ bench-jobs: install-dev ## Job queue: jobs per second and enqueue-to-start laten
 clean: ## Remove local state (database, outbox, generated secret)
 	rm -rf var
 
-.PHONY: help install install-dev run migrate worker test lint typecheck format bench bench-events bench-social bench-feed-embedded bench-jobs clean
+.PHONY: help install install-dev run migrate worker test lint typecheck format bench bench-events bench-social bench-analytics bench-feed-embedded bench-jobs clean

@@ -910,6 +910,27 @@ def save_results(results_dir: Path, benchmark: str, stamp: str, document: Any) -
     return path
 
 
+def write_run(
+    results_dir: Path,
+    benchmark: str,
+    options: Mapping[str, Any],
+    body: Mapping[str, Any],
+    load_before: tuple[float, float, float],
+) -> Path:
+    """Write a run's results: what every run records (when, the commit, the machine and
+    its load before and after, the options but the admin URL) and the benchmark's own."""
+    stamp = result_stamp()
+    document: dict[str, Any] = {
+        "benchmark": benchmark,
+        "finished_at": stamp,
+        "git_commit": git_commit(),
+        "machine": machine_info(load_before, os.getloadavg()),
+        "options": {k: v for k, v in options.items() if k != "admin_url"},
+        **body,
+    }
+    return save_results(results_dir, benchmark, stamp, document)
+
+
 def warn_if_busy() -> tuple[float, float, float]:
     load = os.getloadavg()
     if load[0] > 1.0:

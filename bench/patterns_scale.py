@@ -34,7 +34,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -276,20 +276,25 @@ class MachineRef:
     configurations: tuple[str, ...]  # JSON texts, valid for this machine
 
 
-def configurations_for(document: MachineDocument, rng: random.Random) -> tuple[str, ...]:
+def configurations_for(
+    document: MachineDocument,
+    rng: random.Random,
+    enabled_share: Callable[[int], float] = lambda _position: 0.7,
+) -> tuple[str, ...]:
     """Configurations as the API would store them: every instrument of the machine, with a
-    program it has, some disabled, various volumes."""
+    program it has, some disabled (each switched on with `enabled_share` of its position
+    in the machine), various volumes."""
     result = []
     for _ in range(CONFIG_POOL):
         instruments = [
             {
                 "id": instrument.id,
-                "enabled": rng.random() < 0.7,
+                "enabled": rng.random() < enabled_share(position),
                 "activeProgram": rng.randrange(max(1, len(instrument.programs))),
                 "volume": round(rng.uniform(0.3, 1.0), 2),
                 "pitchOffset": rng.choice((0, 0, 0, -2, 2)),
             }
-            for instrument in document.instruments
+            for position, instrument in enumerate(document.instruments)
         ]
         # Through the API's own model: what POST /patterns would have stored.
         configuration = Configuration.model_validate({"instruments": instruments})

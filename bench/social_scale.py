@@ -36,7 +36,6 @@ import asyncio
 import itertools
 import json
 import math
-import os
 import random
 import secrets
 import statistics
@@ -61,17 +60,14 @@ from _harness import (
     console,
     default_tool,
     environment,
-    git_commit,
-    machine_info,
     measure,
     percentile,
     phase,
-    result_stamp,
     run_benchmark,
-    save_results,
     service_parser,
     wait_idle,
     warn_if_busy,
+    write_run,
 )
 from argon2 import PasswordHasher
 from patterns_scale import (
@@ -550,8 +546,8 @@ async def _connect(dsn: str) -> asyncpg.Connection:
     return connection
 
 
-async def drop_bulk_indexes(dsn: str) -> list[str]:
-    """Drop the indexes of the bulk tables, and their primary keys where no foreign key
+async def drop_bulk_indexes(dsn: str, tables: Sequence[str] = BULK_TABLES) -> list[str]:
+    """Drop the indexes of the bulk `tables`, and their primary keys where no foreign key
     points at them; returns the statements that build them again."""
     connection = await asyncpg.connect(dsn)
     try:
@@ -560,13 +556,13 @@ async def drop_bulk_indexes(dsn: str) -> list[str]:
             "AS def FROM pg_constraint c WHERE c.contype = 'p' "
             "AND c.conrelid::regclass::text = ANY($1::text[]) AND NOT EXISTS "
             "(SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.confrelid = c.conrelid)",
-            list(BULK_TABLES),
+            list(tables),
         )
         indexes = await connection.fetch(
             "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
             "AND tablename = ANY($1::text[]) AND indexname NOT IN "
             "(SELECT conname FROM pg_constraint)",
-            list(BULK_TABLES),
+            list(tables),
         )
         statements = []
         for key in keys:
@@ -582,9 +578,10 @@ async def drop_bulk_indexes(dsn: str) -> list[str]:
         await connection.close()
 
 
-async def build_indexes(dsn: str, statements: Sequence[str]) -> None:
-    """Build the dropped indexes again, on two connections, the largest tables apart."""
-    first = [s for s in statements if "feed_entries" in s]
+async def build_indexes(dsn: str, statements: Sequence[str], apart: str = "feed_entries") -> None:
+    """Build the dropped indexes again, on two connections, those of the largest table
+    (`apart`) on one of them."""
+    first = [s for s in statements if apart in s]
     rest = [s for s in statements if s not in first]
 
     async def build(part: Sequence[str]) -> None:
@@ -1466,16 +1463,7 @@ def run(options: Options) -> int:
 def write_results(
     options: Options, body: dict[str, Any], load_before: tuple[float, float, float]
 ) -> Path:
-    stamp = result_stamp()
-    document: dict[str, Any] = {
-        "benchmark": "social_scale",
-        "finished_at": stamp,
-        "git_commit": git_commit(),
-        "machine": machine_info(load_before, os.getloadavg()),
-        "options": {k: v for k, v in asdict(options).items() if k not in ("admin_url",)},
-        **body,
-    }
-    return save_results(options.results_dir, "social_scale", stamp, document)
+    return write_run(options.results_dir, "social_scale", asdict(options), body, load_before)
 
 
 def main() -> None:

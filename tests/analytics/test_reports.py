@@ -161,6 +161,21 @@ async def test_plays_since_the_rollup_lift_a_pattern_above_the_rolled_up_top(
     assert [(p["id"], p["plays"], p["score"]) for p in data["patterns"]] == [(usage.tumbao, 5, 8.0)]
 
 
+async def test_a_pattern_played_since_more_than_the_whole_top_scored_rises_above_it(
+    client: httpx.AsyncClient, state: AppState, usage: Usage, other: Account
+) -> None:
+    await service.roll_up(state)
+    for _ in range(8):  # more than son's 7 alone
+        await play(client, usage.tumbao, other)
+    await settle(state)
+
+    data = await report(client, "popular-patterns?timeRange=week&limit=1")
+
+    assert [(p["id"], p["plays"], p["score"]) for p in data["patterns"]] == [
+        (usage.tumbao, 11, 14.0)
+    ]
+
+
 async def test_a_pattern_that_ties_the_rolled_up_top_since_goes_first_with_more_plays(
     client: httpx.AsyncClient, state: AppState, usage: Usage, other: Account
 ) -> None:

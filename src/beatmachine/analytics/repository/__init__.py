@@ -4,6 +4,7 @@ from beatmachine.analytics.repository._events import add_active_day, add_event, 
 from beatmachine.analytics.repository._reports import (
     Shown,
     Trending,
+    busiest_since,
     cohort_rows,
     counted_before,
     live_active_days,
@@ -16,6 +17,8 @@ from beatmachine.analytics.repository._reports import (
     shown_patterns,
     summed_by_key,
     top_trending,
+    trending_from,
+    trending_of,
 )
 from beatmachine.analytics.repository._rollup import (
     add_to_days,
@@ -41,6 +44,7 @@ __all__ = [
     "add_event",
     "add_to_days",
     "add_to_trending",
+    "busiest_since",
     "clear_trending",
     "cohort_rows",
     "counted_before",
@@ -65,5 +69,7 @@ __all__ = [
     "signed_up_on",
     "summed_by_key",
     "top_trending",
+    "trending_from",
+    "trending_of",
     "watermark",
 ]

@@ -279,6 +279,61 @@ async def top_trending(
     ]
 
 
+async def busiest_since(
+    session: AsyncSession, after: datetime | None, first: date | None, last: date, limit: int
+) -> list[tuple[str, int]]:
+    """The `limit` patterns that got the most plays plus `LIKE_WEIGHT` times likes from
+    `first` to `last`, recorded after `after`: (pattern, that number), most first."""
+    raw = func.sum(case((UsageEvent.kind == Kind.PATTERN_PLAYED.value, 1), else_=LIKE_WEIGHT))
+    rows = await session.execute(
+        select(UsageEvent.pattern_id, raw)
+        .where(*_live_plays_and_likes(after, first, last))
+        .group_by(UsageEvent.pattern_id)
+        .order_by(raw.desc(), UsageEvent.pattern_id)
+        .limit(limit)
+    )
+    return [(pattern_id, int(count)) for pattern_id, count in rows.all()]
+
+
+async def trending_of(
+    session: AsyncSession, time_range: str, pattern_ids: set[str]
+) -> dict[str, Trending]:
+    """The rows of `time_range` of these patterns (zeros for those without one)."""
+    if not pattern_ids:
+        return {}
+    rows = await session.execute(
+        select(*_TRENDING_COLUMNS).where(
+            TrendingPattern.time_range == time_range, TrendingPattern.pattern_id.in_(pattern_ids)
+        )
+    )
+    found = {
+        pattern_id: Trending(int(plays), int(likes), float(score))
+        for pattern_id, plays, likes, score in rows.all()
+    }
+    return {pattern_id: found.get(pattern_id, Trending(0, 0, 0.0)) for pattern_id in pattern_ids}
+
+
+async def trending_from(
+    session: AsyncSession, time_range: str, min_score: float, exclude: set[str], limit: int
+) -> dict[str, Trending] | None:
+    """The rows of `time_range` scored `min_score` or more, but those of `exclude`; None
+    when there are more than `limit`."""
+    query = select(*_TRENDING_COLUMNS).where(
+        TrendingPattern.time_range == time_range, TrendingPattern.score >= min_score
+    )
+    if exclude:
+        query = query.where(TrendingPattern.pattern_id.not_in(exclude))
+    rows = (
+        await session.execute(query.order_by(TrendingPattern.score.desc()).limit(limit + 1))
+    ).all()
+    if len(rows) > limit:
+        return None
+    return {
+        pattern_id: Trending(int(plays), int(likes), float(score))
+        for pattern_id, plays, likes, score in rows
+    }
+
+
 async def reachable_trending(
     session: AsyncSession,
     time_range: str,

@@ -54,6 +54,8 @@ SERIES_METRICS = {
     "patterns": (Metric.PATTERNS_CREATED, Kind.PATTERN_CREATED),
 }
 CACHE_PREFIX = "analytics:v1"
+# Rolled-up patterns looked at by score before every pattern played since is.
+CANDIDATES = 200
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -288,22 +290,45 @@ async def popular_patterns(
                 rolled[pattern_id] = trending
                 shown[pattern_id] = about
             live = await live_of(set(rolled))
-            # A pattern below the rollup's top (and its ties) can only rise above the
-            # top's lowest score by what it got since, at most its plays and likes
-            # weighted as today's: only those that can are looked at (a busy minute
-            # plays thousands of patterns, a few of which matter).
+            # A pattern below the rollup's top (and its ties) can reach the lowest final
+            # score of that top only if its rolled-up score is at least that less the most
+            # any pattern got since (weighted as today's), and only if what it got since is
+            # at least that less the top's lowest rolled-up score. A busy minute plays
+            # thousands of patterns; one of these two bounds leaves a few to look at.
             finals = sorted((t.score + live[p][2] for p, t in rolled.items()), reverse=True)
             floor = finals[limit - 1] - 1e-6 if len(finals) >= limit else None
-            reachable = await repository.reachable_trending(
-                session,
-                time_range.value,
-                window.watermark,
-                window.live_first,
-                window.today,
-                set(rolled),
-                floor,
-                decay(time_range, window.today, reference),
-            )
+            weight = decay(time_range, window.today, reference)
+            reachable: dict[str, repository.Trending] | None = None
+            if floor is not None:
+                lowest = sorted((t.score for t in rolled.values()), reverse=True)[limit - 1]
+                busiest = await repository.busiest_since(
+                    session, window.watermark, window.live_first, window.today, CANDIDATES + 1
+                )
+                peak = busiest[0][1] * weight if busiest else 0.0
+                if not busiest:
+                    reachable = {}
+                elif floor - peak > 0:
+                    reachable = await repository.trending_from(
+                        session, time_range.value, floor - peak, set(rolled), CANDIDATES
+                    )
+                if reachable is None and (
+                    len(busiest) <= CANDIDATES or busiest[-1][1] * weight < floor - lowest
+                ):
+                    enough = {p for p, got in busiest if got * weight >= floor - lowest}
+                    reachable = await repository.trending_of(
+                        session, time_range.value, enough - set(rolled)
+                    )
+            if reachable is None:
+                reachable = await repository.reachable_trending(
+                    session,
+                    time_range.value,
+                    window.watermark,
+                    window.live_first,
+                    window.today,
+                    set(rolled),
+                    floor,
+                    weight,
+                )
             rolled |= reachable
             live |= await live_of(set(reachable))
         nothing = repository.Trending(0, 0, 0.0)
