@@ -49,7 +49,7 @@ def _bucket(value: int) -> int:
 
 
 BucketQuery = Annotated[
-    int, AfterValidator(_bucket), Query(description="bpm per bucket: 1, 5 or 10")
+    int, Query(ge=1, le=10, description="bpm per bucket: 1, 5 or 10"), AfterValidator(_bucket)
 ]
 ADMIN_ERRORS = (401, 403)
 
