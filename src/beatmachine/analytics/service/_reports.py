@@ -370,10 +370,6 @@ async def popular_patterns(
     return await _cached(state, f"patterns:{time_range.value}:{limit}", PopularPatterns, compute)
 
 
-def _period_starts(period: Period, first: date, last: date) -> list[date]:
-    return periods_between(period, first, last)
-
-
 async def series(
     session: AsyncSession, state: AppState, name: str, time_range: TimeRange, period: Period
 ) -> Series:
@@ -383,7 +379,7 @@ async def series(
 
     async def compute() -> Series:
         window = await _window(session, time_range)
-        starts = _period_starts(period, window.first, window.today)
+        starts = periods_between(period, window.first, window.today)
         values: dict[date, int] = defaultdict(int)
         if window.watermark is not None:
             values.update(await repository.series(session, metric, period, starts[0], window.today))
@@ -436,7 +432,7 @@ async def active_users(
 
     async def compute() -> Series:
         window = await _window(session, time_range)
-        starts = _period_starts(period, window.first, window.today)
+        starts = periods_between(period, window.first, window.today)
         values: dict[date, int] = defaultdict(int)
         if window.watermark is not None:
             values.update(
