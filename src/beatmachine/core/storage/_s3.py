@@ -8,6 +8,7 @@ StorageUnavailable or StorageObjectNotFound here, so no caller ever sees botocor
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -41,7 +42,8 @@ log = structlog.get_logger(__name__)
 PART_SIZE = 8 * 1024 * 1024
 # Connections the client keeps open; each download being streamed holds one.
 MAX_POOL_CONNECTIONS = 50
-# One retry: an unreachable store should answer "unavailable" within a couple of
+# Attempts in all, the first included (botocore's own "max_attempts" counts retries
+# only): an unreachable store should answer "unavailable" within a couple of
 # timeouts, not after botocore's default of several attempts with back-off.
 MAX_ATTEMPTS = 2
 _PUBLIC_METADATA = "public"
@@ -77,7 +79,7 @@ class S3Storage:
         self._config = Config(
             connect_timeout=timeout,
             read_timeout=timeout,
-            retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+            retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
             # Path style for S3-compatible servers (SeaweedFS needs it); AWS itself
             # prefers virtual-hosted buckets.
             s3={"addressing_style": "path" if self._endpoint_url else "virtual"},
@@ -255,8 +257,11 @@ class S3Storage:
         if self._client is None:
             async with self._client_lock:
                 if self._client is None:
+                    # botocore reads and parses its JSON models synchronously while the
+                    # client is made (about 0.2 s of CPU): done in a thread first, the
+                    # client is then built from its caches.
+                    await anyio.to_thread.run_sync(_load_botocore_data, self._session)
                     stack = AsyncExitStack()
-                    # Loads botocore's service model from disk once per process.
                     self._client = await stack.enter_async_context(
                         self._session.client(
                             "s3", endpoint_url=self._endpoint_url or None, config=self._config
@@ -282,6 +287,18 @@ class S3Storage:
         if self._endpoint_url:
             return f"{self._endpoint_url}/{self.bucket}"
         return f"https://{self.bucket}.s3.{self._region}.amazonaws.com"
+
+
+def _load_botocore_data(session: Any) -> None:
+    """Fill the caches of `session`'s botocore data loader with what an S3 client reads."""
+    botocore_session = session._session
+    loader = botocore_session.get_component("data_loader")
+    for type_name in ("service-2", "endpoint-rule-set-1"):
+        loader.load_service_model("s3", type_name)
+    for name in ("endpoints", "partitions", "sdk-default-configuration"):
+        loader.load_data(name)
+    # boto3 imports its S3 helpers when the client class is made.
+    importlib.import_module("boto3.s3.inject")
 
 
 def _error_code(exc: Any) -> str:
