@@ -8,9 +8,11 @@ import csv
 import io
 import re
 from http.cookies import SimpleCookie
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from beatmachine.core.state import AppState
 from tests.analytics.helpers import Usage, play
@@ -220,6 +222,49 @@ async def test_each_chart_downloads_as_csv(
         ["guira", "Güira", "1", "33.33"],
         ["tambora", "Tambora", "1", "33.33"],
     ]
+
+
+CSV_HEADERS = {
+    "active-users": ["periodStart", "active_users"],
+    "signups": ["periodStart", "signups"],
+    "plays": ["periodStart", "plays"],
+    "instruments": ["id", "title", "usageCount", "percentage"],
+    "tempo": ["bpm", "count"],
+    "keys": ["keyNote", "name", "count", "percentage"],
+    # A month covers five weekly cohorts.
+    "retention": ["week", "size", "week0", "week1", "week2", "week3", "week4"],
+    "trending": ["id", "title", "authorId", "author", "plays", "likes", "score"],
+}
+
+
+@pytest.mark.parametrize("chart", CSV_HEADERS)
+async def test_every_chart_has_its_csv_header(
+    client: httpx.AsyncClient, admin: Account, usage: Usage, chart: str
+) -> None:
+    response = await client.get(f"{BASE}/{chart}.csv?range=month", headers=admin.headers)
+
+    assert response.status_code == 200
+    assert next(csv.reader(io.StringIO(response.text))) == CSV_HEADERS[chart]
+
+
+async def test_a_chart_csv_computes_only_its_own_report(
+    client: httpx.AsyncClient, state: AppState, admin: Account, usage: Usage
+) -> None:
+    # Active users and retention read the active days; popular patterns the trending.
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "analytics_active_days" in statement or "analytics_trending" in statement:
+            statements.append(statement)
+
+    event.listen(state.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        response = await client.get(f"{BASE}/tempo.csv?range=week", headers=admin.headers)
+    finally:
+        event.remove(state.engine.sync_engine, "before_cursor_execute", count)
+
+    assert response.status_code == 200
+    assert statements == []
 
 
 async def test_a_title_a_spreadsheet_would_run_is_written_as_text(

@@ -276,7 +276,7 @@ async def chart_csv(
         return auth
     if chart not in CHARTS:
         return _page("Not found", '<main class="narrow"><h1>No such chart</h1></main>', 404)
-    header, rows = chart_rows(await dashboard(session, state, time_range), chart)
+    header, rows = await chart_rows(session, state, time_range, chart)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)

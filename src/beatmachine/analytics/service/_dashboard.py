@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import ceil
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,45 +70,81 @@ def retention_weeks(time_range: TimeRange) -> int:
     return max(2, min(52, ceil(days / 7)))
 
 
+Report = (
+    Series | PopularInstruments | TempoDistribution | KeyDistribution | Retention | PopularPatterns
+)
+R = TypeVar("R", bound=Report)
+
+
+async def _report(
+    session: AsyncSession, state: AppState, time_range: TimeRange, chart: str
+) -> Report:
+    period = SERIES_PERIOD[time_range]
+    match chart:
+        case "active-users":
+            return await active_users(session, state, time_range, period)
+        case "signups" | "plays":
+            return await series(session, state, chart, time_range, period)
+        case "instruments":
+            return await popular_instruments(session, state, time_range, CHART_LIMIT)
+        case "tempo":
+            return await tempo_distribution(session, state, time_range, TEMPO_BUCKET, None)
+        case "keys":
+            return await key_distribution(session, state, time_range, None)
+        case "retention":
+            return await retention(session, state, retention_weeks(time_range))
+        case "trending":
+            return await popular_patterns(session, state, time_range, CHART_LIMIT)
+    raise ValueError(f"no such chart: {chart}")
+
+
 async def dashboard(session: AsyncSession, state: AppState, time_range: TimeRange) -> Dashboard:
     """Every report of the dashboard for `time_range`."""
-    period = SERIES_PERIOD[time_range]
+    reports = {chart: await _report(session, state, time_range, chart) for chart in CHARTS}
     return Dashboard(
         time_range=time_range,
-        active_users=await active_users(session, state, time_range, period),
-        signups=await series(session, state, "signups", time_range, period),
-        plays=await series(session, state, "plays", time_range, period),
-        instruments=await popular_instruments(session, state, time_range, CHART_LIMIT),
-        tempo=await tempo_distribution(session, state, time_range, TEMPO_BUCKET, None),
-        keys=await key_distribution(session, state, time_range, None),
-        retention=await retention(session, state, retention_weeks(time_range)),
-        trending=await popular_patterns(session, state, time_range, CHART_LIMIT),
+        active_users=_of(Series, reports["active-users"]),
+        signups=_of(Series, reports["signups"]),
+        plays=_of(Series, reports["plays"]),
+        instruments=_of(PopularInstruments, reports["instruments"]),
+        tempo=_of(TempoDistribution, reports["tempo"]),
+        keys=_of(KeyDistribution, reports["keys"]),
+        retention=_of(Retention, reports["retention"]),
+        trending=_of(PopularPatterns, reports["trending"]),
     )
 
 
-def chart_rows(board: Dashboard, chart: str) -> tuple[list[str], list[list[str]]]:
-    """The header and rows of one chart's data."""
-    if chart in ("active-users", "signups", "plays"):
-        points = {"active-users": board.active_users, "signups": board.signups}.get(
-            chart, board.plays
-        )
-        return ["periodStart", points.metric], [
-            [point.period_start.isoformat(), str(point.value)] for point in points.series
+def _of(kind: type[R], report: Report) -> R:
+    assert isinstance(report, kind)
+    return report
+
+
+async def chart_rows(
+    session: AsyncSession, state: AppState, time_range: TimeRange, chart: str
+) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of one chart's data (a name of CHARTS) for `time_range`,
+    computing that chart's report only."""
+    return _rows(await _report(session, state, time_range, chart))
+
+
+def _rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    if isinstance(report, Series):
+        return ["periodStart", report.metric], [
+            [point.period_start.isoformat(), str(point.value)] for point in report.series
         ]
-    if chart == "instruments":
+    if isinstance(report, PopularInstruments):
         return ["id", "title", "usageCount", "percentage"], [
-            [i.id, i.title, str(i.usage_count), f"{i.percentage:g}"]
-            for i in board.instruments.instruments
+            [i.id, i.title, str(i.usage_count), f"{i.percentage:g}"] for i in report.instruments
         ]
-    if chart == "tempo":
-        return ["bpm", "count"], [[str(t.bpm), str(t.count)] for t in board.tempo.distribution]
-    if chart == "keys":
+    if isinstance(report, TempoDistribution):
+        return ["bpm", "count"], [[str(t.bpm), str(t.count)] for t in report.distribution]
+    if isinstance(report, KeyDistribution):
         return ["keyNote", "name", "count", "percentage"], [
             [str(k.key_note), k.name, str(k.count), f"{k.percentage:g}"]
-            for k in board.keys.distribution
+            for k in report.distribution
         ]
-    if chart == "retention":
-        weeks = len(board.retention.cohorts)
+    if isinstance(report, Retention):
+        weeks = len(report.cohorts)
         header = ["week", "size", *(f"week{n}" for n in range(weeks))]
         return header, [
             [
@@ -115,7 +152,7 @@ def chart_rows(board: Dashboard, chart: str) -> tuple[list[str], list[list[str]]
                 str(cohort.size),
                 *("" if share is None else f"{share:g}" for share in cohort.retention),
             ]
-            for cohort in board.retention.cohorts
+            for cohort in report.cohorts
         ]
     return ["id", "title", "authorId", "author", "plays", "likes", "score"], [
         [
@@ -127,5 +164,5 @@ def chart_rows(board: Dashboard, chart: str) -> tuple[list[str], list[list[str]]
             str(p.likes),
             f"{p.score:g}",
         ]
-        for p in board.trending.patterns
+        for p in report.patterns
     ]
