@@ -140,6 +140,39 @@ async def test_known_flavors_lists_every_machine(state: AppState, session: Async
     assert await service.known_flavors(session) == ["Merengue", "Salsa"]
 
 
+async def test_instrument_titles_name_every_instrument_of_every_machine(
+    state: AppState, session: AsyncSession
+) -> None:
+    salsa = salsa_document()
+    merengue = parse_machine_xml(real_machine_xml("merengue"))
+    await publish(state, salsa)
+    await publish(state, merengue)
+    expected: dict[str, str] = {}
+    for document in (merengue, salsa):  # by machine id: an id in both takes Merengue's
+        for instrument in document.instruments:
+            expected.setdefault(instrument.id, instrument.title)
+
+    assert await service.instrument_titles(session) == expected
+
+
+async def test_instrument_titles_follow_the_current_version(
+    state: AppState, salsa: service.PublishResult
+) -> None:
+    async with state.sessionmaker() as session:
+        assert (await service.instrument_titles(session))["clave"] == "Clave"
+    renamed = [
+        instrument.model_copy(update={"title": "Clave 3-2"})
+        if instrument.id == "clave"
+        else instrument
+        for instrument in salsa.published.document.instruments
+    ]
+
+    await publish(state, salsa_document(instruments=renamed))
+
+    async with state.sessionmaker() as session:
+        assert (await service.instrument_titles(session))["clave"] == "Clave 3-2"
+
+
 # --- publish ----------------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 import orjson
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -127,6 +127,47 @@ async def get_published(
     if row is None:
         raise MachineVersionNotFound()
     return Published(machine, row, MachineDocument.model_validate(row.document))
+
+
+# Instrument titles of each published document, by its content hash (a version's content
+# never changes; a handful of machines, so the map stays small).
+_TITLES_BY_CONTENT: dict[str, dict[str, str]] = {}
+_TITLES_KEPT = 256
+
+
+def _is_current_version() -> ColumnElement[bool]:
+    return (Machine.id == MachineVersion.machine_id) & (
+        Machine.current_version == MachineVersion.version
+    )
+
+
+async def instrument_titles(session: AsyncSession) -> dict[str, str]:
+    """The title of every instrument of the machines' current versions, by instrument id
+    (the first machine by id naming it wins); each document is parsed once per process."""
+    current = (
+        await session.execute(
+            select(MachineVersion.machine_id, MachineVersion.content_hash)
+            .join(Machine, _is_current_version())
+            .order_by(MachineVersion.machine_id)
+        )
+    ).all()
+    missing = [machine_id for machine_id, digest in current if digest not in _TITLES_BY_CONTENT]
+    if missing:
+        if len(_TITLES_BY_CONTENT) + len(missing) > _TITLES_KEPT:
+            _TITLES_BY_CONTENT.clear()
+        rows = await session.execute(
+            select(MachineVersion.content_hash, MachineVersion.document)
+            .join(Machine, _is_current_version())
+            .where(MachineVersion.machine_id.in_(missing))
+        )
+        for digest, document in rows.all():
+            parsed = MachineDocument.model_validate(document)
+            _TITLES_BY_CONTENT[digest] = {i.id: i.title for i in parsed.instruments}
+    titles: dict[str, str] = {}
+    for _, digest in current:
+        for instrument_id, title in _TITLES_BY_CONTENT.get(digest, {}).items():
+            titles.setdefault(instrument_id, title)
+    return titles
 
 
 async def list_versions(

@@ -111,15 +111,6 @@ def _share(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 2) if whole else 0.0
 
 
-async def _instrument_titles(session: AsyncSession) -> dict[str, str]:
-    titles: dict[str, str] = {}
-    for machine in await machines_service.list_machines(session):
-        published = await machines_service.get_published(session, machine.id)
-        for instrument in published.document.instruments:
-            titles.setdefault(instrument.id, instrument.title)
-    return titles
-
-
 async def popular_instruments(
     session: AsyncSession, state: AppState, time_range: TimeRange, limit: int
 ) -> PopularInstruments:
@@ -147,7 +138,7 @@ async def popular_instruments(
             session, Kind.PATTERN_CREATED, window.watermark, window.live_first, window.today
         )
         created += int(live_created)
-        titles = await _instrument_titles(session)
+        titles = await machines_service.instrument_titles(session)
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
         return PopularInstruments(
             time_range=time_range.value,
