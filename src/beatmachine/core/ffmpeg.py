@@ -1,0 +1,155 @@
+"""ffmpeg as a subprocess: the build shipped by `imageio-ffmpeg` (libvorbis, libmp3lame,
+libopus, loudnorm; no system ffmpeg needed), run with a time limit, and what an input
+file holds as ffmpeg reads it.
+
+The event loop only waits on the process; a process that outlives its time limit, or
+whose caller is cancelled, is killed and reaped before the call returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import imageio_ffmpeg  # type: ignore[import-untyped]
+
+# The last lines of ffmpeg's error output kept in an error (its own message comes last).
+STDERR_TAIL_CHARS = 2000
+_INPUT = re.compile(r"^Input #0, (?P<formats>[^ ]+), from ", re.MULTILINE)
+_DURATION = re.compile(r"^\s+Duration: (?P<h>\d+):(?P<m>\d\d):(?P<s>\d\d(?:\.\d+)?)", re.MULTILINE)
+_AUDIO = re.compile(
+    r"^\s+Stream #0:\d+\S*: Audio: (?P<codec>[\w-]+)[^\n]*?, (?P<rate>\d+) Hz, (?P<layout>[^,\n]+)",
+    re.MULTILINE,
+)
+_OTHER_STREAM = re.compile(
+    r"^\s+Stream #0:\d+\S*: (?:Video|Subtitle|Data|Attachment): ", re.MULTILINE
+)
+_LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "quad": 4, "hexagonal": 6, "octagonal": 8}
+
+
+class FfmpegTimedOut(Exception):
+    """ffmpeg ran past its time limit and was killed (`pid` is gone when this is raised)."""
+
+    def __init__(self, time_limit: float, pid: int) -> None:
+        self.time_limit = time_limit
+        self.pid = pid
+        super().__init__(f"ffmpeg ran longer than {time_limit:g} s and was stopped")
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A finished ffmpeg run: its exit status and output (error output cut to its end)."""
+
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    """The first audio stream of an input, as ffmpeg decodes it."""
+
+    codec: str
+    sample_rate: int
+    channels: int
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What ffmpeg found in an input: the demuxer's format names (`("matroska", "webm")`),
+    the duration its container states (None where it states none), its first audio
+    stream, and whether it has streams of other kinds (video, pictures, subtitles)."""
+
+    formats: tuple[str, ...]
+    duration: float | None
+    audio: AudioStream | None
+    other_streams: bool
+
+
+@functools.cache
+def executable() -> str:
+    """The path of the bundled ffmpeg binary."""
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+async def run(args: Sequence[str], *, time_limit: float) -> Completed:
+    """ffmpeg with `args` (after `-hide_banner -nostdin`), given `time_limit` seconds;
+    `FfmpegTimedOut` once it is killed."""
+    process = await asyncio.create_subprocess_exec(
+        executable(),
+        "-hide_banner",
+        "-nostdin",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), time_limit)
+    except TimeoutError:
+        await _stop(process)
+        raise FfmpegTimedOut(time_limit, process.pid) from None
+    except BaseException:
+        await _stop(process)
+        raise
+    assert process.returncode is not None  # communicate() waited for it
+    return Completed(
+        process.returncode, stdout, stderr.decode(errors="replace")[-STDERR_TAIL_CHARS:]
+    )
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    # Shielded: a cancelled caller still leaves no process behind.
+    await asyncio.shield(process.wait())
+
+
+async def probe(path: Path, *, time_limit: float) -> Probe | None:
+    """What `path` holds as ffmpeg reads its header, or None if ffmpeg cannot open it as
+    any format at all (empty, or no format it knows)."""
+    # Without an output ffmpeg describes the input and exits with status 1.
+    completed = await run(["-i", str(path)], time_limit=time_limit)
+    return parse_probe(completed.stderr)
+
+
+def parse_probe(description: str) -> Probe | None:
+    """The Probe of ffmpeg's description of its input (see `probe`)."""
+    found = _INPUT.search(description)
+    if found is None:
+        return None
+    duration = _DURATION.search(description)
+    audio = _AUDIO.search(description)
+    return Probe(
+        formats=tuple(found["formats"].split(",")),
+        duration=(
+            int(duration["h"]) * 3600 + int(duration["m"]) * 60 + float(duration["s"])
+            if duration
+            else None
+        ),
+        audio=(
+            AudioStream(audio["codec"], int(audio["rate"]), _channels(audio["layout"].strip()))
+            if audio
+            else None
+        ),
+        other_streams=_OTHER_STREAM.search(description) is not None,
+    )
+
+
+def _channels(layout: str) -> int:
+    # "mono", "stereo", "5.1(side)", "7.1", "3 channels" ...
+    layout = layout.split("(")[0]
+    if layout in _LAYOUT_CHANNELS:
+        return _LAYOUT_CHANNELS[layout]
+    counted = re.fullmatch(r"(\d+) channels", layout)
+    if counted:
+        return int(counted[1])
+    surround = re.fullmatch(r"(\d+)\.(\d+)", layout)
+    if surround:
+        return int(surround[1]) + int(surround[2])
+    return 0
