@@ -7,6 +7,7 @@ import asyncio
 import os
 from pathlib import Path
 
+import anyio
 import pytest
 
 from beatmachine.core import ffmpeg
@@ -85,10 +86,24 @@ async def test_the_stated_duration_of_a_long_file_is_read_without_decoding_it(
     assert found.duration == pytest.approx(7200.0, abs=0.1)
 
 
-async def test_an_image_is_read_as_a_picture_with_no_audio(tmp_path: Path) -> None:
+async def test_an_image_is_not_opened_as_audio(tmp_path: Path) -> None:
     path = tmp_path / "cover.png"
+    completed = await ffmpeg.run([*RED_PICTURE, "-y", str(path)], time_limit=TIME_LIMIT)
+    assert completed.returncode == 0, completed.stderr
+
+    assert await ffmpeg.probe(path, time_limit=TIME_LIMIT) is None
+
+
+async def test_cover_art_counts_as_a_picture_not_as_another_stream(tmp_path: Path) -> None:
+    cover = tmp_path / "cover.png"
+    await ffmpeg.run([*RED_PICTURE, "-y", str(cover)], time_limit=TIME_LIMIT)
+    tone = await generated(tmp_path / "tone.mp3", "-c:a", "libmp3lame")
+    path = tmp_path / "with-cover.mp3"
     completed = await ffmpeg.run(
-        [*RED_PICTURE, "-y", str(path)],
+        [
+            *("-v", "error", "-i", str(tone), "-i", str(cover), "-map", "0:a", "-map", "1:v"),
+            *("-c", "copy", "-disposition:v", "attached_pic", "-y", str(path)),
+        ],
         time_limit=TIME_LIMIT,
     )
     assert completed.returncode == 0, completed.stderr
@@ -96,8 +111,31 @@ async def test_an_image_is_read_as_a_picture_with_no_audio(tmp_path: Path) -> No
     found = await ffmpeg.probe(path, time_limit=TIME_LIMIT)
 
     assert found is not None
-    assert found.audio is None
-    assert found.other_streams is True
+    assert found.audio == AudioStream("mp3", 44100, 1)
+    assert (found.pictures, found.other_streams) == (True, False)
+
+
+async def test_long_tags_do_not_hide_the_description(tmp_path: Path) -> None:
+    lyrics = "\n".join(f"line {n} of a long song that goes on and on" for n in range(60))
+    path = await generated(tmp_path / "tagged.flac", "-metadata", f"lyrics={lyrics}")
+
+    found = await ffmpeg.probe(path, time_limit=TIME_LIMIT)
+
+    assert found is not None
+    assert found.audio == AudioStream("flac", 44100, 1)
+
+
+async def test_a_concat_script_is_not_followed_to_other_files(tmp_path: Path) -> None:
+    await generated(tmp_path / "other.mp3", "-c:a", "libmp3lame")
+    script = tmp_path / "upload.wav"
+    script.write_text("ffconcat version 1.0\nfile other.mp3\n")
+
+    assert await ffmpeg.probe(script, time_limit=TIME_LIMIT) is None
+
+
+async def test_a_relative_path_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not an absolute path"):
+        await ffmpeg.probe(Path("tone.wav"), time_limit=TIME_LIMIT)
 
 
 @pytest.mark.parametrize(
@@ -110,7 +148,7 @@ async def test_a_file_ffmpeg_cannot_open_gives_no_probe(tmp_path: Path, content:
     assert await ffmpeg.probe(path, time_limit=TIME_LIMIT) is None
 
 
-async def test_a_run_past_its_time_limit_is_killed(tmp_path: Path) -> None:
+async def test_a_run_past_its_time_limit_is_killed() -> None:
     # An hour of tone decoded at the speed of real time: it would run for an hour.
     args = ["-re", "-f", "lavfi", "-i", "sine=d=3600", "-f", "null", "-"]
 
@@ -121,7 +159,17 @@ async def test_a_run_past_its_time_limit_is_killed(tmp_path: Path) -> None:
     assert process_is_gone(caught.value.pid)
 
 
-async def test_a_cancelled_run_leaves_no_process(tmp_path: Path) -> None:
+async def test_a_run_cancelled_by_anyio_is_reaped_before_it_returns() -> None:
+    args = ["-re", "-f", "lavfi", "-i", "sine=d=3600", "-f", "null", "-"]
+    # anyio cancels again on every turn of the loop while the process is being stopped.
+    with anyio.move_on_after(0.5) as scope:
+        await ffmpeg.run(args, time_limit=3600)
+
+    assert scope.cancelled_caught
+    assert _children() == set()
+
+
+async def test_a_cancelled_run_leaves_no_process() -> None:
     args = ["-re", "-f", "lavfi", "-i", "sine=d=3600", "-f", "null", "-"]
     task = asyncio.create_task(ffmpeg.run(args, time_limit=3600))
     started: set[int] = set()
@@ -166,5 +214,35 @@ def test_the_description_of_a_surround_file_counts_its_channels() -> None:
         formats=("wav",),
         duration=2.5,
         audio=AudioStream("pcm_s16le", 48000, 6),
+        pictures=False,
         other_streams=False,
     )
+
+
+@pytest.mark.parametrize(
+    ("layout", "channels"),
+    [("mono", 1), ("stereo", 2), ("5.1(side)", 6), ("7.1.4", 12), ("3 channels", 3)],
+)
+def test_each_layout_counts_its_channels(layout: str, channels: int) -> None:
+    description = (
+        "Input #0, wav, from 'x.wav':\n"
+        "  Duration: 00:00:01.00, bitrate: 1 kb/s\n"
+        f"  Stream #0:0: Audio: pcm_s16le, 48000 Hz, {layout}, s16\n"
+    )
+
+    found = ffmpeg.parse_probe(description)
+
+    assert found is not None and found.audio is not None
+    assert found.audio.channels == channels
+
+
+def test_a_stated_duration_of_n_a_is_none() -> None:
+    description = (
+        "Input #0, ogg, from 'x.ogg':\n"
+        "  Duration: N/A, start: 0.000000, bitrate: N/A\n"
+        "  Stream #0:0: Audio: vorbis, 44100 Hz, mono, fltp\n"
+    )
+
+    found = ffmpeg.parse_probe(description)
+
+    assert found is not None and found.duration is None

@@ -121,6 +121,51 @@ async def test_exif_orientation_is_applied_then_dropped() -> None:
     assert not opened(result.renditions[256]).getexif()
 
 
+async def test_a_broken_exif_block_keeps_the_picture_as_stored() -> None:
+    # ImageWidth stored as text beside the orientation: Pillow cannot write it back.
+    entries = [
+        struct.pack("<HHI4s", 0x0100, 2, 4, b"abc\x00"),  # ASCII
+        struct.pack("<HHIHH", EXIF_ORIENTATION, 3, 1, ROTATED_90_CW, 0),  # SHORT
+    ]
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 2) + b"".join(entries)
+    raw = encoded(halves(200, 100), "JPEG", exif=b"Exif\x00\x00" + tiff + b"\x00" * 4)
+
+    result = await accepted(raw)
+
+    assert result.source_format == "JPEG"
+    assert sorted(result.renditions) == list(SIZES)
+
+
+async def test_a_large_jpeg_reports_its_full_upright_size() -> None:
+    # Decoded at a reduced scale, but the size reported is the picture's own.
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = ROTATED_90_CW
+    raw = encoded(halves(3000, 2000), "JPEG", exif=exif.tobytes())
+
+    result = await accepted(raw)
+
+    assert (result.width, result.height) == (2000, 3000)
+    assert opened(result.renditions[512]).size == (512, 512)
+
+
+async def test_a_16_bit_grey_image_keeps_its_tones() -> None:
+    image = Image.new("I;16", (64, 64), 0x8000)  # mid grey in 16 bits
+
+    result = await accepted(encoded(image, "PNG"))
+
+    red, green, blue = opened(result.renditions[64]).convert("RGB").getpixel((32, 32))  # type: ignore[misc]
+    assert 120 <= red <= 136 and red == green == blue
+
+
+async def test_a_transparent_colour_of_a_grey_image_stays_transparent() -> None:
+    image = Image.new("L", (64, 64), 0)
+    raw = encoded(image, "PNG", transparency=0)
+
+    result = await accepted(raw)
+
+    assert opened(result.renditions[64]).convert("RGBA").getpixel((32, 32))[3] == 0  # type: ignore[index]
+
+
 async def test_no_metadata_survives_the_re_encoding() -> None:
     exif = Image.Exif()
     exif[0x010F] = "CameraMaker"  # Make
@@ -210,6 +255,16 @@ async def test_an_image_over_the_pixel_limit_is_refused_before_decoding() -> Non
     error = await refused(encoded(halves(100, 100), "PNG"), limits)
 
     assert error.reason == "has more than 9999 pixels"
+    assert error.too_large is True
+
+
+async def test_a_header_over_the_pixel_limit_is_refused_before_its_pixels_are_read() -> None:
+    # 100 million pixels with one tiny row of data: decoding would find it damaged.
+    bomb = png_header_claiming(10_000, 10_000)
+
+    error = await refused(bomb)
+
+    assert error.reason == f"has more than {LIMITS.max_pixels} pixels"
     assert error.too_large is True
 
 

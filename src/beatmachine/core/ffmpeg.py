@@ -18,8 +18,9 @@ from pathlib import Path
 
 import imageio_ffmpeg  # type: ignore[import-untyped]
 
-# The last lines of ffmpeg's error output kept in an error (its own message comes last).
-STDERR_TAIL_CHARS = 2000
+# Input formats `probe` opens by default: the audio containers the platform takes. Others
+# are never opened (a "concat" script or a playlist would make ffmpeg read other files).
+AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3", "matroska", "webm")
 _INPUT = re.compile(r"^Input #0, (?P<formats>[^ ]+), from ", re.MULTILINE)
 _DURATION = re.compile(r"^\s+Duration: (?P<h>\d+):(?P<m>\d\d):(?P<s>\d\d(?:\.\d+)?)", re.MULTILINE)
 _AUDIO = re.compile(
@@ -27,9 +28,20 @@ _AUDIO = re.compile(
     re.MULTILINE,
 )
 _OTHER_STREAM = re.compile(
-    r"^\s+Stream #0:\d+\S*: (?:Video|Subtitle|Data|Attachment): ", re.MULTILINE
+    r"^\s+Stream #0:\d+\S*: (?:Video|Subtitle|Data|Attachment): (?P<rest>[^\n]*)$",
+    re.MULTILINE,
 )
-_LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "quad": 4, "hexagonal": 6, "octagonal": 8}
+_LAYOUT_CHANNELS = {
+    "mono": 1,
+    "stereo": 2,
+    "binaural": 2,
+    "downmix": 2,
+    "quad": 4,
+    "hexagonal": 6,
+    "octagonal": 8,
+    "cube": 8,
+    "hexadecagonal": 16,
+}
 
 
 class FfmpegTimedOut(Exception):
@@ -43,7 +55,7 @@ class FfmpegTimedOut(Exception):
 
 @dataclass(frozen=True)
 class Completed:
-    """A finished ffmpeg run: its exit status and output (error output cut to its end)."""
+    """A finished ffmpeg run: its exit status and output."""
 
     returncode: int
     stdout: bytes
@@ -63,11 +75,17 @@ class AudioStream:
 class Probe:
     """What ffmpeg found in an input: the demuxer's format names (`("matroska", "webm")`),
     the duration its container states (None where it states none), its first audio
-    stream, and whether it has streams of other kinds (video, pictures, subtitles)."""
+    stream, whether it has cover pictures, and whether it has streams of other kinds
+    (video, subtitles, data).
+
+    All of it is what the file says of itself: its tags are printed among these lines, so
+    a hostile file can make them say anything. Limits are enforced on what decoding it
+    gives, never on a probe."""
 
     formats: tuple[str, ...]
     duration: float | None
     audio: AudioStream | None
+    pictures: bool
     other_streams: bool
 
 
@@ -98,23 +116,42 @@ async def run(args: Sequence[str], *, time_limit: float) -> Completed:
         await _stop(process)
         raise
     assert process.returncode is not None  # communicate() waited for it
-    return Completed(
-        process.returncode, stdout, stderr.decode(errors="replace")[-STDERR_TAIL_CHARS:]
-    )
+    return Completed(process.returncode, stdout, stderr.decode(errors="replace"))
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError):
         process.kill()
-    # Shielded: a cancelled caller still leaves no process behind.
-    await asyncio.shield(process.wait())
+    # Reaped even when cancelled again meanwhile (anyio repeats a cancellation on every
+    # turn of the loop); the cancellation goes on once the process is gone.
+    waiter = asyncio.ensure_future(process.wait())
+    cancelled = False
+    while not waiter.done():
+        try:
+            await asyncio.shield(waiter)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
 
 
-async def probe(path: Path, *, time_limit: float) -> Probe | None:
-    """What `path` holds as ffmpeg reads its header, or None if ffmpeg cannot open it as
-    any format at all (empty, or no format it knows)."""
+async def probe(
+    path: Path, *, time_limit: float, formats: Sequence[str] = AUDIO_FORMATS
+) -> Probe | None:
+    """What `path` holds as ffmpeg reads its header (see `Probe`), or None if ffmpeg cannot
+    open it as one of `formats` (empty, another format, or no format it knows); only the
+    local file is read (`path` must be absolute). `FfmpegTimedOut` past `time_limit`."""
+    if not path.is_absolute():
+        raise ValueError(f"not an absolute path: {path}")
     # Without an output ffmpeg describes the input and exits with status 1.
-    completed = await run(["-i", str(path)], time_limit=time_limit)
+    completed = await run(
+        [
+            *("-protocol_whitelist", "file"),
+            *("-format_whitelist", ",".join(formats)),
+            *("-i", f"file:{path}"),
+        ],
+        time_limit=time_limit,
+    )
     return parse_probe(completed.stderr)
 
 
@@ -137,19 +174,25 @@ def parse_probe(description: str) -> Probe | None:
             if audio
             else None
         ),
-        other_streams=_OTHER_STREAM.search(description) is not None,
+        pictures=any(
+            line["rest"].endswith("(attached pic)") for line in _OTHER_STREAM.finditer(description)
+        ),
+        other_streams=any(
+            not line["rest"].endswith("(attached pic)")
+            for line in _OTHER_STREAM.finditer(description)
+        ),
     )
 
 
 def _channels(layout: str) -> int:
-    # "mono", "stereo", "5.1(side)", "7.1", "3 channels" ...
-    layout = layout.split("(")[0]
+    """Channels of a layout as ffmpeg names it ("mono", "5.1(side)", "7.1.4", "3 channels");
+    0 for a name it does not count."""
+    layout = layout.split("(")[0].strip()
     if layout in _LAYOUT_CHANNELS:
         return _LAYOUT_CHANNELS[layout]
     counted = re.fullmatch(r"(\d+) channels", layout)
     if counted:
         return int(counted[1])
-    surround = re.fullmatch(r"(\d+)\.(\d+)", layout)
-    if surround:
-        return int(surround[1]) + int(surround[2])
+    if re.fullmatch(r"\d+(?:\.\d+)+", layout):
+        return sum(int(part) for part in layout.split("."))
     return 0

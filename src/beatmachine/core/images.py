@@ -22,13 +22,31 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import anyio
 import anyio.to_thread
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
 RENDITION_MEDIA_TYPE = "image/webp"
 RENDITION_QUALITY = 85
 _NOT_AN_IMAGE = "is not a PNG, JPEG, WebP or GIF image"
+DECODERS_AT_ONCE = 2
+_DECODERS: anyio.CapacityLimiter | None = None
+# EXIF orientation -> the turn that makes the stored picture upright.
+_TRANSPOSES: dict[int, Image.Transpose | None] = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_SIDES = {5, 6, 7, 8}
+# Pillow warns of large images on opening; the limit of ImageLimits is checked right after
+# and refuses them, so the warning says nothing (set once: filters are process-wide).
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 class ImageRefused(Exception):
@@ -66,7 +84,17 @@ async def square_renditions(
 ) -> SquareRenditions:
     """`raw` checked (see the module's docstring) and re-encoded as a centred square of
     each of `sizes` pixels, in a worker thread; `ImageRefused` says why not."""
-    return await anyio.to_thread.run_sync(render_squares, raw, tuple(sizes), limits)
+    return await anyio.to_thread.run_sync(
+        render_squares, raw, tuple(sizes), limits, limiter=_decoders()
+    )
+
+
+def _decoders() -> anyio.CapacityLimiter:
+    # A decoded image can take a few hundred MB: only so many at once per process.
+    global _DECODERS
+    if _DECODERS is None:
+        _DECODERS = anyio.CapacityLimiter(DECODERS_AT_ONCE)
+    return _DECODERS
 
 
 def render_squares(raw: bytes, sizes: Sequence[int], limits: ImageLimits) -> SquareRenditions:
@@ -76,26 +104,29 @@ def render_squares(raw: bytes, sizes: Sequence[int], limits: ImageLimits) -> Squ
     if len(raw) > limits.max_bytes:
         raise ImageRefused(f"is larger than {limits.max_bytes} bytes", too_large=True)
     with _opened(raw, limits) as image:
-        source_format = str(image.format)
-        upright = _decoded_upright(image, max(sizes))
-    width, height = upright.size
+        source_format = "JPEG" if image.format == "MPO" else str(image.format)
+        stored_width, stored_height = image.size
+        orientation = _orientation(image)
+        decoded = _decoded(image, max(sizes))
+    # The centred square of the stored picture is the centred square of the upright one.
+    width, height = decoded.size
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
-    square = upright.crop((left, top, left + side, top + side))
+    square = _upright(decoded.crop((left, top, left + side, top + side)), orientation)
+    del decoded
+    if orientation in _SWAPS_SIDES:
+        stored_width, stored_height = stored_height, stored_width
     return SquareRenditions(
         source_format=source_format,
-        width=width,
-        height=height,
+        width=stored_width,
+        height=stored_height,
         renditions={size: _webp(square, size) for size in sizes},
     )
 
 
 def _opened(raw: bytes, limits: ImageLimits) -> Image.Image:
     try:
-        # Pillow's own bomb check warns below twice its global limit; ours is the limit.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(raw), formats=ACCEPTED_FORMATS)
+        image = Image.open(io.BytesIO(raw), formats=ACCEPTED_FORMATS)
     except Image.DecompressionBombError as exc:
         raise ImageRefused(f"has more than {limits.max_pixels} pixels", too_large=True) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -110,9 +141,18 @@ def _opened(raw: bytes, limits: ImageLimits) -> Image.Image:
     return image
 
 
-def _decoded_upright(image: Image.Image, largest: int) -> Image.Image:
+def _orientation(image: Image.Image) -> int:
     try:
-        if image.format == "JPEG":
+        value = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:  # any unreadable EXIF block: keep the picture as stored
+        return 1
+    return value if isinstance(value, int) and value in _TRANSPOSES else 1
+
+
+def _decoded(image: Image.Image, largest: int) -> Image.Image:
+    """The first frame, decoded, as RGB or (where anything is transparent) RGBA."""
+    try:
+        if image.format in ("JPEG", "MPO"):
             # Decode at the smallest scale (1/2, 1/4, 1/8) still at least the largest
             # square: a 40-megapixel photo then needs a fraction of the memory.
             image.draft("RGB", (largest, largest))
@@ -120,15 +160,18 @@ def _decoded_upright(image: Image.Image, largest: int) -> Image.Image:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRefused("is damaged or incomplete") from exc
-    try:
-        upright = ImageOps.exif_transpose(image)
-    except (OSError, SyntaxError, ValueError, TypeError, KeyError):
-        # An unreadable orientation tag: keep the picture as stored.
-        upright = image
-    has_alpha = upright.mode in ("RGBA", "LA", "PA") or (
-        upright.mode == "P" and "transparency" in upright.info
-    )
-    return upright.convert("RGBA" if has_alpha else "RGB")
+    if image.mode.startswith("I"):
+        # 16- and 32-bit grey: scaled down to 8 bits (a plain convert would clip to white).
+        has_tone_alpha = "transparency" in image.info
+        grey = image.point(lambda value: value / 256, "L")
+        return grey.convert("RGBA") if has_tone_alpha else grey.convert("RGB")
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    return image.convert("RGBA" if has_alpha else "RGB")
+
+
+def _upright(square: Image.Image, orientation: int) -> Image.Image:
+    turn = _TRANSPOSES[orientation]
+    return square if turn is None else square.transpose(turn)
 
 
 def _webp(square: Image.Image, size: int) -> bytes:
