@@ -16,6 +16,7 @@ from beatmachine.core.images import (
     ImageRefused,
     SquareRenditions,
     square_renditions,
+    webp_canvas,
 )
 
 SIZES = (64, 256, 512)
@@ -53,14 +54,15 @@ async def refused(raw: bytes, limits: ImageLimits = LIMITS) -> ImageRefused:
     return caught.value
 
 
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    body = kind + data
+    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+
 def png_header_claiming(width: int, height: int) -> bytes:
     """A PNG signature and header chunk for an image of `width` x `height` pixels, and
     one tiny compressed row: the few bytes of a decompression bomb."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
+    chunk = png_chunk
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
@@ -275,6 +277,55 @@ async def test_a_decompression_bomb_of_20000_by_20000_pixels_is_refused() -> Non
     error = await refused(bomb)
 
     assert error.reason == f"has more than {LIMITS.max_pixels} pixels"
+    assert error.too_large is True
+
+
+def webp_claiming_canvas(width: int, height: int) -> bytes:
+    """A real 8 x 8 lossless WebP behind an extended header that declares a canvas of
+    `width` x `height` pixels."""
+    inner = encoded(halves(8, 8), "WEBP", lossless=True)[12:]  # its VP8L chunk
+    extended = b"VP8X" + struct.pack("<I", 10) + b"\x00" * 4
+    extended += (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    body = b"WEBP" + extended + inner
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+async def test_a_webp_declaring_a_huge_canvas_is_refused_from_its_header() -> None:
+    # libwebp itself cannot open this file (its frame does not fill the canvas): the
+    # size refusal can only come from reading the header first.
+    error = await refused(webp_claiming_canvas(16_383, 16_383))
+
+    assert error.reason == f"has more than {LIMITS.max_pixels} pixels"
+    assert error.too_large is True
+
+
+@pytest.mark.parametrize(
+    ("options", "frames"),
+    [({"lossless": True}, 1), ({"quality": 80}, 1), ({"lossless": True}, 2)],
+    ids=["lossless", "lossy", "animated"],
+)
+def test_the_webp_canvas_is_read_from_each_kind_of_first_chunk(
+    options: dict[str, object], frames: int
+) -> None:
+    first = halves(120, 50)
+    extra = {"save_all": True, "append_images": [halves(120, 50)]} if frames > 1 else {}
+
+    assert webp_canvas(encoded(first, "WEBP", **options, **extra)) == (120, 50)
+
+
+def test_a_file_that_is_not_webp_declares_no_canvas() -> None:
+    assert webp_canvas(encoded(halves(8, 8), "PNG")) is None
+
+
+async def test_a_png_with_a_text_chunk_too_large_to_read_is_refused_as_too_large() -> None:
+    # 64 MB of text compressed into about 64 KB: Pillow stops inflating such chunks.
+    small = encoded(halves(8, 8), "PNG")
+    text = png_chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"a" * 64_000_000, 9))
+    bloated = small[:33] + text + small[33:]  # after the signature and header
+
+    error = await refused(bloated)
+
+    assert error.reason == "holds metadata too large to read"
     assert error.too_large is True
 
 

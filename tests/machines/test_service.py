@@ -152,14 +152,14 @@ async def test_instrument_titles_name_every_instrument_of_every_machine(
         for instrument in document.instruments:
             expected.setdefault(instrument.id, instrument.title)
 
-    assert await service.instrument_titles(session) == expected
+    assert await service.instrument_titles(session, state.memo) == expected
 
 
 async def test_instrument_titles_follow_the_current_version(
     state: AppState, salsa: service.PublishResult
 ) -> None:
     async with state.sessionmaker() as session:
-        assert (await service.instrument_titles(session))["clave"] == "Clave"
+        assert (await service.instrument_titles(session, state.memo))["clave"] == "Clave"
     renamed = [
         instrument.model_copy(update={"title": "Clave 3-2"})
         if instrument.id == "clave"
@@ -170,7 +170,22 @@ async def test_instrument_titles_follow_the_current_version(
     await publish(state, salsa_document(instruments=renamed))
 
     async with state.sessionmaker() as session:
-        assert (await service.instrument_titles(session))["clave"] == "Clave 3-2"
+        assert (await service.instrument_titles(session, state.memo))["clave"] == "Clave 3-2"
+
+
+async def test_instrument_titles_are_read_from_the_memo_once_parsed(
+    state: AppState, salsa: service.PublishResult
+) -> None:
+    async with state.sessionmaker() as session:
+        await service.instrument_titles(session, state.memo)
+    # What the memo keeps for this content is what the next call answers with: the
+    # document is not parsed again.
+    key = f"machines:titles:{salsa.published.version.content_hash}"
+    assert await state.memo.get(key) is not None
+    await state.memo.set(key, b'{"clave": "Kept"}')
+
+    async with state.sessionmaker() as session:
+        assert (await service.instrument_titles(session, state.memo))["clave"] == "Kept"
 
 
 # --- publish ----------------------------------------------------------------------------

@@ -5,7 +5,9 @@ re-encoded to fixed squares that carry nothing but pixels.
   type, and only PNG, JPEG, WebP and GIF are opened: an SVG, an HTML page or anything
   else is refused before any decoder runs.
 - The pixel count comes from the header and is checked before a pixel is decoded, so a
-  decompression bomb (a small file claiming 20,000 x 20,000 pixels) never expands.
+  decompression bomb (a small file claiming 20,000 x 20,000 pixels) never expands. A
+  WebP's canvas is read from its first chunk by this module, before Pillow opens it:
+  libwebp reserves its canvases (up to 1 GB each) as soon as it opens a file.
 - The first frame is decoded (an animated GIF or WebP gives its first picture; a
   truncated file is refused), turned upright by its EXIF orientation, cropped to a
   centred square and re-encoded at each size as WebP into a new image: EXIF, XMP, ICC
@@ -18,6 +20,7 @@ Decoding is CPU work: `square_renditions` runs in a worker thread.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -103,17 +106,14 @@ def render_squares(raw: bytes, sizes: Sequence[int], limits: ImageLimits) -> Squ
         raise ImageRefused("is empty")
     if len(raw) > limits.max_bytes:
         raise ImageRefused(f"is larger than {limits.max_bytes} bytes", too_large=True)
+    canvas = webp_canvas(raw)
+    if canvas is not None and canvas[0] * canvas[1] > limits.max_pixels:
+        raise ImageRefused(f"has more than {limits.max_pixels} pixels", too_large=True)
     with _opened(raw, limits) as image:
         source_format = "JPEG" if image.format == "MPO" else str(image.format)
         stored_width, stored_height = image.size
         orientation = _orientation(image)
-        decoded = _decoded(image, max(sizes))
-    # The centred square of the stored picture is the centred square of the upright one.
-    width, height = decoded.size
-    side = min(width, height)
-    left, top = (width - side) // 2, (height - side) // 2
-    square = _upright(decoded.crop((left, top, left + side, top + side)), orientation)
-    del decoded
+        square = _upright(_decoded_square(image, max(sizes)), orientation)
     if orientation in _SWAPS_SIDES:
         stored_width, stored_height = stored_height, stored_width
     return SquareRenditions(
@@ -129,7 +129,13 @@ def _opened(raw: bytes, limits: ImageLimits) -> Image.Image:
         image = Image.open(io.BytesIO(raw), formats=ACCEPTED_FORMATS)
     except Image.DecompressionBombError as exc:
         raise ImageRefused(f"has more than {limits.max_pixels} pixels", too_large=True) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except ValueError as exc:
+        # PNG text and ICC chunks are inflated while the header is read; Pillow stops at
+        # a few MB ("Decompressed data too large", "Too much memory used in text chunks").
+        if "too large" in str(exc).lower() or "too much memory" in str(exc).lower():
+            raise ImageRefused("holds metadata too large to read", too_large=True) from exc
+        raise ImageRefused(_NOT_AN_IMAGE) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ImageRefused(_NOT_AN_IMAGE) from exc
     width, height = image.size
     if width < 1 or height < 1:
@@ -149,8 +155,10 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and value in _TRANSPOSES else 1
 
 
-def _decoded(image: Image.Image, largest: int) -> Image.Image:
-    """The first frame, decoded, as RGB or (where anything is transparent) RGBA."""
+def _decoded_square(image: Image.Image, largest: int) -> Image.Image:
+    """The centred square of the first frame, decoded, as RGB or (where anything is
+    transparent) RGBA. The centred square of the stored picture is the centred square of
+    the upright one, and it is cut before the conversion, which copies what it converts."""
     try:
         if image.format in ("JPEG", "MPO"):
             # Decode at the smallest scale (1/2, 1/4, 1/8) still at least the largest
@@ -160,13 +168,34 @@ def _decoded(image: Image.Image, largest: int) -> Image.Image:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRefused("is damaged or incomplete") from exc
-    if image.mode.startswith("I"):
-        # 16- and 32-bit grey: scaled down to 8 bits (a plain convert would clip to white).
-        has_tone_alpha = "transparency" in image.info
-        grey = image.point(lambda value: value / 256, "L")
-        return grey.convert("RGBA") if has_tone_alpha else grey.convert("RGB")
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-    return image.convert("RGBA" if has_alpha else "RGB")
+    width, height = image.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    square = image.crop((left, top, left + side, top + side))
+    if square.mode.startswith("I"):
+        # 16- and 32-bit grey: scaled down to 8 bits (a plain convert would clip to white).
+        square = square.point(lambda value: value / 256, "L")
+    return square.convert("RGBA" if has_alpha else "RGB")
+
+
+def webp_canvas(raw: bytes) -> tuple[int, int] | None:
+    """The width and height a WebP file's first chunk declares (VP8X canvas, VP8 frame
+    or VP8L image), or None when `raw` is not a WebP file this can read."""
+    if len(raw) < 30 or raw[:4] != b"RIFF" or raw[8:12] != b"WEBP":
+        return None
+    chunk = raw[12:16]
+    if chunk == b"VP8X":
+        width = int.from_bytes(raw[24:27], "little") + 1
+        height = int.from_bytes(raw[27:30], "little") + 1
+        return width, height
+    if chunk == b"VP8 " and raw[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", raw[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L" and raw[20] == 0x2F:
+        bits = int.from_bytes(raw[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
 
 
 def _upright(square: Image.Image, orientation: int) -> Image.Image:

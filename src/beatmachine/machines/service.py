@@ -129,10 +129,9 @@ async def get_published(
     return Published(machine, row, MachineDocument.model_validate(row.document))
 
 
-# Instrument titles of each published document, by its content hash (a version's content
-# never changes; a handful of machines, so the map stays small).
-_TITLES_BY_CONTENT: dict[str, dict[str, str]] = {}
-_TITLES_KEPT = 256
+# Memo keys of each published document's instrument titles, by its content hash (a
+# version's content never changes, so an entry is never stale).
+_TITLES_MEMO_PREFIX = "machines:titles:"
 
 
 def _is_current_version() -> ColumnElement[bool]:
@@ -141,9 +140,10 @@ def _is_current_version() -> ColumnElement[bool]:
     )
 
 
-async def instrument_titles(session: AsyncSession) -> dict[str, str]:
+async def instrument_titles(session: AsyncSession, memo: Cache) -> dict[str, str]:
     """The title of every instrument of the machines' current versions, by instrument id
-    (the first machine by id naming it wins); each document is parsed once per process."""
+    (the first machine by id naming it wins); each document is parsed once per process
+    (`memo`, the app's per-process memo, keeps the titles by content hash)."""
     current = (
         await session.execute(
             select(MachineVersion.machine_id, MachineVersion.content_hash)
@@ -151,10 +151,15 @@ async def instrument_titles(session: AsyncSession) -> dict[str, str]:
             .order_by(MachineVersion.machine_id)
         )
     ).all()
-    missing = [machine_id for machine_id, digest in current if digest not in _TITLES_BY_CONTENT]
+    by_digest: dict[str, dict[str, str]] = {}
+    missing: list[str] = []
+    for machine_id, digest in current:
+        kept = await memo.get(_TITLES_MEMO_PREFIX + digest)
+        if kept is None:
+            missing.append(machine_id)
+        else:
+            by_digest[digest] = orjson.loads(kept)
     if missing:
-        if len(_TITLES_BY_CONTENT) + len(missing) > _TITLES_KEPT:
-            _TITLES_BY_CONTENT.clear()
         rows = await session.execute(
             select(MachineVersion.content_hash, MachineVersion.document)
             .join(Machine, _is_current_version())
@@ -162,10 +167,11 @@ async def instrument_titles(session: AsyncSession) -> dict[str, str]:
         )
         for digest, document in rows.all():
             parsed = MachineDocument.model_validate(document)
-            _TITLES_BY_CONTENT[digest] = {i.id: i.title for i in parsed.instruments}
+            by_digest[digest] = {i.id: i.title for i in parsed.instruments}
+            await memo.set(_TITLES_MEMO_PREFIX + digest, orjson.dumps(by_digest[digest]))
     titles: dict[str, str] = {}
     for _, digest in current:
-        for instrument_id, title in _TITLES_BY_CONTENT.get(digest, {}).items():
+        for instrument_id, title in by_digest.get(digest, {}).items():
             titles.setdefault(instrument_id, title)
     return titles
 

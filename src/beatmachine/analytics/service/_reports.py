@@ -138,7 +138,7 @@ async def popular_instruments(
             session, Kind.PATTERN_CREATED, window.watermark, window.live_first, window.today
         )
         created += int(live_created)
-        titles = await machines_service.instrument_titles(session)
+        titles = await machines_service.instrument_titles(session, state.memo)
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
         return PopularInstruments(
             time_range=time_range.value,
