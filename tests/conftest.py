@@ -32,6 +32,11 @@ from beatmachine.core.state import AppState
 from beatmachine.models import Base
 from tests.factories import Account, register, register_admin
 from tests.processes import processes  # noqa: F401 (a fixture for every test module)
+
+# Registered here, once for every package: a fixture imported into two test modules
+# would be two fixtures, and this session-scoped server (one per worker, started on
+# first use) would start twice.
+from tests.seaweedfs import seaweedfs_fixture  # noqa: F401
 from tests.services import REQUIRE_SERVICES, missing
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")

@@ -92,6 +92,17 @@ class SeaweedFS:
     def endpoint_url(self) -> str:
         return f"http://{HOST}:{self.ports['s3']}"
 
+    def settings(self) -> dict[str, str]:
+        """The app settings of a storage on this server."""
+        return {
+            "STORAGE_BACKEND": "s3",
+            "AWS_S3_BUCKET": self.bucket,
+            "AWS_S3_REGION": self.region,
+            "AWS_S3_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+        }
+
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None

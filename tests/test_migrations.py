@@ -7,6 +7,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,47 @@ async def test_public_search_index_is_partial_and_its_downgrade_restores_the_ful
         await asyncio.to_thread(migrate.downgrade, url, "0003")
 
         assert "WHERE" not in await search_index_definition(url)
+
+
+async def _execute(url: str, statement: str, **values: Any) -> list[Any]:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            result = await connection.execute(text(statement), values)
+            return list(result.all()) if result.returns_rows else []
+    finally:
+        await engine.dispose()
+
+
+async def test_inline_avatars_move_out_of_the_profile_and_back_on_downgrade(
+    fresh_database: str,
+) -> None:
+    url = fresh_database
+    await asyncio.to_thread(migrate.upgrade, url, "0012")
+    inline = "data:image/png;base64,iVBORw0KGgo="
+    for user_id, avatar in (("usr_inline", inline), ("usr_link", "https://a.test/me.png")):
+        await _execute(
+            url,
+            "INSERT INTO users (id, email, display_name, avatar, is_admin, created_at,"
+            " updated_at) VALUES (:id, :email, 'Dancer', :avatar, false, :now, :now)",
+            id=user_id,
+            email=f"{user_id}@example.com",
+            avatar=avatar,
+            now=datetime(2026, 12, 1, 10, tzinfo=UTC),
+        )
+
+    await asyncio.to_thread(migrate.upgrade, url, "0013")
+
+    rows = await _execute(url, "SELECT id, avatar, avatar_source FROM users ORDER BY id")
+    assert [tuple(row) for row in rows] == [
+        ("usr_inline", None, inline),
+        ("usr_link", "https://a.test/me.png", None),
+    ]
+
+    await asyncio.to_thread(migrate.downgrade, url, "0012")
+
+    rows = await _execute(url, "SELECT id, avatar FROM users ORDER BY id")
+    assert [tuple(row) for row in rows] == [
+        ("usr_inline", inline),
+        ("usr_link", "https://a.test/me.png"),
+    ]

@@ -8,6 +8,8 @@ from beatmachine.admin import router as admin_router
 from beatmachine.analytics import pages as analytics_pages
 from beatmachine.analytics import router as analytics_router
 from beatmachine.auth import router as auth_router
+from beatmachine.core.config import Settings
+from beatmachine.core.uploads import MULTIPART_OVERHEAD, MULTIPART_TYPE
 from beatmachine.machines import router as machines_router
 from beatmachine.patterns import router as patterns_router
 from beatmachine.patterns import routes_history as patterns_history
@@ -38,4 +40,11 @@ EXTRA_BODY_TYPES: dict[str, tuple[str, ...]] = {
         for path in (*machines_router.XML_BODY_PATHS, *patterns_router.XML_BODY_PATHS)
     },
     **{path: (analytics_pages.FORM_TYPE,) for path in analytics_pages.FORM_PATHS},
+    users_router.AVATAR_UPLOAD_PATH: (MULTIPART_TYPE,),
 }
+
+
+def streamed_bodies(settings: Settings) -> dict[str, int]:
+    """Paths whose handlers read their (upload) body as a stream, with the most each may
+    send: the file's limit and room for the multipart framing."""
+    return {users_router.AVATAR_UPLOAD_PATH: settings.avatar_max_bytes + MULTIPART_OVERHEAD}

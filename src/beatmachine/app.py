@@ -96,7 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Added innermost first: the last one wraps all the others.
     app.add_middleware(
-        BodyGuardMiddleware, max_bytes=settings.max_body_bytes, extra_types=api.EXTRA_BODY_TYPES
+        BodyGuardMiddleware,
+        max_bytes=settings.max_body_bytes,
+        extra_types=api.EXTRA_BODY_TYPES,
+        streamed=api.streamed_bodies(settings),
     )
     app.add_middleware(UnexpectedErrorMiddleware)
     # Outside the body guard: refused bodies (413, 415) count and carry the limit headers.

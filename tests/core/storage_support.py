@@ -46,14 +46,7 @@ def storage_settings(var_dir: Path, seaweedfs: SeaweedFS | None, **overrides: An
         "AWS_SECRET_ACCESS_KEY": "",
     }
     if seaweedfs is not None:
-        values |= {
-            "STORAGE_BACKEND": "s3",
-            "AWS_S3_BUCKET": seaweedfs.bucket,
-            "AWS_S3_REGION": seaweedfs.region,
-            "AWS_S3_ENDPOINT_URL": seaweedfs.endpoint_url,
-            "AWS_ACCESS_KEY_ID": seaweedfs.access_key,
-            "AWS_SECRET_ACCESS_KEY": seaweedfs.secret_key,
-        }
+        values |= seaweedfs.settings()
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

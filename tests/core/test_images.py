@@ -18,6 +18,7 @@ from beatmachine.core.images import (
     square_renditions,
     webp_canvas,
 )
+from tests.images import png_chunk, png_claiming
 
 SIZES = (64, 256, 512)
 LIMITS = ImageLimits(max_bytes=2 * 1024 * 1024, max_pixels=40_000_000)
@@ -52,24 +53,6 @@ async def refused(raw: bytes, limits: ImageLimits = LIMITS) -> ImageRefused:
     with pytest.raises(ImageRefused) as caught:
         await square_renditions(raw, SIZES, limits)
     return caught.value
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    body = kind + data
-    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-
-def png_header_claiming(width: int, height: int) -> bytes:
-    """A PNG signature and header chunk for an image of `width` x `height` pixels, and
-    one tiny compressed row: the few bytes of a decompression bomb."""
-    chunk = png_chunk
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
-    )
 
 
 # --- what is taken ---------------------------------------------------------------------
@@ -262,7 +245,7 @@ async def test_an_image_over_the_pixel_limit_is_refused_before_decoding() -> Non
 
 async def test_a_header_over_the_pixel_limit_is_refused_before_its_pixels_are_read() -> None:
     # 100 million pixels with one tiny row of data: decoding would find it damaged.
-    bomb = png_header_claiming(10_000, 10_000)
+    bomb = png_claiming(10_000, 10_000)
 
     error = await refused(bomb)
 
@@ -271,7 +254,7 @@ async def test_a_header_over_the_pixel_limit_is_refused_before_its_pixels_are_re
 
 
 async def test_a_decompression_bomb_of_20000_by_20000_pixels_is_refused() -> None:
-    bomb = png_header_claiming(20_000, 20_000)
+    bomb = png_claiming(20_000, 20_000)
     assert len(bomb) < 200
 
     error = await refused(bomb)

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from tests.factories import assert_error, register
-from tests.users.helpers import ISO_Z
+from tests.users.helpers import ISO_Z, data_url, png_bytes
 
 PUBLIC_KEYS = {"id", "displayName", "avatar", "bio", "stats", "isFollowing"}
 # Part B addition, documented in the OpenAPI schema.
@@ -86,22 +86,24 @@ async def test_own_public_profile_shows_no_email_either(client: httpx.AsyncClien
 
 async def test_public_profile_shows_the_updated_profile(client: httpx.AsyncClient) -> None:
     owner = await register(client, display_name="Old Name")
-    await client.put(
+    updated = await client.put(
         "/api/users/me",
         headers=owner.headers,
         json={
             "displayName": "New Name",
             "bio": "Son montuno",
-            "avatar": "https://cdn.example.com/a.png",
+            "avatar": data_url("image/png", png_bytes()),
         },
     )
+    avatar = updated.json()["data"]["avatar"]
 
     data = (await client.get(f"/api/users/{owner.id}")).json()["data"]
 
+    assert avatar.endswith("/256.webp")
     assert (data["displayName"], data["bio"], data["avatar"]) == (
         "New Name",
         "Son montuno",
-        "https://cdn.example.com/a.png",
+        avatar,
     )
 
 

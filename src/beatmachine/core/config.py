@@ -122,6 +122,14 @@ class Settings(BaseSettings):
     storage_url_ttl: int = Field(3600, alias="STORAGE_URL_TTL")
     storage_timeout: float = Field(10.0, alias="STORAGE_TIMEOUT")
 
+    # --- media: avatars ---------------------------------------------------------
+    # An avatar image (upload, data URL or the answer of an avatar URL) is at most this
+    # long and this many pixels in area (a decompression bomb claims far more).
+    avatar_max_bytes: int = Field(5 * 1024 * 1024, ge=1, alias="AVATAR_MAX_BYTES")
+    avatar_max_pixels: int = Field(40_000_000, ge=1, alias="AVATAR_MAX_PIXELS")
+    # Connect and read timeout of fetching an avatar URL (each; the whole fetch gets both).
+    avatar_fetch_timeout: float = Field(10.0, gt=0, alias="AVATAR_FETCH_TIMEOUT")
+
     # --- background jobs ------------------------------------------------------
     job_retries: int = Field(8, alias="JOB_RETRIES")
     job_retry_base_delay: float = Field(2.0, alias="JOB_RETRY_BASE_DELAY")

@@ -2,8 +2,8 @@
 
 A request's transaction is owned by the session dependency; everything that is not a
 request (CLI commands, start-up work, periodic jobs, job handlers) opens one with
-`transaction()`. Both commit and then run the after-commit hooks, or roll back and drop
-them. Services only `flush()`.
+`transaction()`. Both commit and then run the after-commit hooks, or roll back, drop
+them and run the after-rollback hooks. Services only `flush()`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
+import anyio
+import structlog
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, String, TypeDecorator, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -30,6 +32,8 @@ from sqlalchemy.pool import NullPool
 
 from beatmachine.core.errors import AppError
 from beatmachine.core.ids import as_utc, utcnow
+
+log = structlog.get_logger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -142,10 +146,33 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     session.info.setdefault("after_commit", []).append(callback)
 
 
+def after_rollback(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` if the request's transaction rolls back instead of committing.
+
+    Used to remove what was written outside the database (files in storage) for rows
+    that are then never stored. It runs shielded, after the rollback; an error in it is
+    logged and does not hide the one that caused the rollback.
+    """
+    session.info.setdefault("after_rollback", []).append(callback)
+
+
 async def _run_after_commit(session: AsyncSession) -> None:
+    session.info.pop("after_rollback", None)
     callbacks: list[AfterCommit] = session.info.pop("after_commit", [])
     for callback in callbacks:
         await callback()
+
+
+async def _rolled_back(session: AsyncSession) -> None:
+    await session.rollback()
+    session.info.pop("after_commit", None)
+    callbacks: list[AfterCommit] = session.info.pop("after_rollback", [])
+    with anyio.CancelScope(shield=True):
+        for callback in callbacks:
+            try:
+                await callback()
+            except Exception:
+                log.exception("after_rollback_failed")
 
 
 @asynccontextmanager
@@ -160,12 +187,10 @@ async def _owned_transaction(
             if error.keeps_changes:
                 await session.commit()
             else:
-                await session.rollback()
-                session.info.pop("after_commit", None)
+                await _rolled_back(session)
             raise
         except BaseException:
-            await session.rollback()
-            session.info.pop("after_commit", None)
+            await _rolled_back(session)
             raise
     await _run_after_commit(session)
 

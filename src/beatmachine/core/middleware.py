@@ -258,11 +258,15 @@ class BodyGuardMiddleware:
         app: ASGIApp,
         max_bytes: int,
         extra_types: Mapping[str, Iterable[str]] | None = None,
+        streamed: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         # Exact paths that take other bodies than JSON (XML imports, uploads).
         self.extra_types = {path: tuple(types) for path, types in (extra_types or {}).items()}
+        # Exact paths whose handlers read the body as a stream (uploads), with their own
+        # limit: such a body is never gathered here, only counted.
+        self.streamed = dict(streamed or {})
 
     def _type_allowed(self, path: str, content_type: str) -> bool:
         media_type = content_type.split(";", 1)[0].strip().lower()
@@ -283,14 +287,15 @@ class BodyGuardMiddleware:
             return
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
+        limit = self.streamed.get(scope["path"], self.max_bytes)
         if declared is not None:
             if not declared.isdigit():
                 await error_response(PayloadTooLarge("Content-Length is not a number."))(
                     scope, receive, send
                 )
                 return
-            if int(declared) > self.max_bytes:
-                await error_response(self._too_large())(scope, receive, send)
+            if int(declared) > limit:
+                await error_response(self._too_large(limit))(scope, receive, send)
                 return
         has_body = (declared is not None and declared != "0") or "transfer-encoding" in headers
         if has_body and not self._type_allowed(scope["path"], headers.get("content-type", "")):
@@ -301,7 +306,7 @@ class BodyGuardMiddleware:
                 )
             )(scope, receive, send)
             return
-        if declared is None and has_body:
+        if declared is None and has_body and scope["path"] not in self.streamed:
             # A streamed (chunked) body: read it here, up to the limit, because an
             # exception raised while the framework reads the body becomes its 400.
             await self._buffered(scope, receive, send)
@@ -315,7 +320,7 @@ class BodyGuardMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _BodyTooLarge
             return message
 
@@ -329,7 +334,7 @@ class BodyGuardMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await error_response(self._too_large())(scope, receive, send)
+                await error_response(self._too_large(limit))(scope, receive, send)
 
     async def _buffered(self, scope: Scope, receive: Receive, send: Send) -> None:
         chunks: list[bytes] = []
@@ -357,10 +362,11 @@ class BodyGuardMiddleware:
 
         await self.app(scope, replay, send)
 
-    def _too_large(self) -> PayloadTooLarge:
+    def _too_large(self, limit: int | None = None) -> PayloadTooLarge:
+        limit = self.max_bytes if limit is None else limit
         return PayloadTooLarge(
-            f"The request body is larger than {self.max_bytes} bytes.",
-            details={"maxBytes": self.max_bytes},
+            f"The request body is larger than {limit} bytes.",
+            details={"maxBytes": limit},
         )
 
 

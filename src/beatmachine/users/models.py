@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from beatmachine.core.db import Base, IdMixin, TimestampMixin
@@ -18,12 +18,30 @@ class User(IdMixin, TimestampMixin, Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     display_name: Mapped[str] = mapped_column(String(100))
     bio: Mapped[str | None] = mapped_column(String(500))
+    # The public URL of the avatar's default size (or, set before avatars were stored
+    # here, the image URL the owner gave).
     avatar: Mapped[str | None] = mapped_column(Text)
+    # Where the avatar's renditions are stored: `avatars/<user>/<token>` (+ `/<size>.webp`).
+    avatar_key: Mapped[str | None] = mapped_column(String(200))
+    # What is waiting to become the avatar: an image URL to fetch, or an inline image
+    # (data URL) from before avatars were stored; `avatar_error` says why the last URL
+    # could not be taken.
+    avatar_source: Mapped[str | None] = mapped_column(Text)
+    avatar_error: Mapped[str | None] = mapped_column(String(300))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     email_verified_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
     # Set when the owner asked for deletion; the account is removed once it passes.
     deletion_scheduled_at: Mapped[datetime | None] = mapped_column(index=True)
+
+    __table_args__ = (
+        Index(
+            "ix_users_avatar_pending",
+            "id",
+            sqlite_where=text("avatar_source IS NOT NULL"),
+            postgresql_where=text("avatar_source IS NOT NULL"),
+        ),
+    )
 
     preferences: Mapped[UserPreferences] = relationship(
         back_populates="user", lazy="joined", cascade="all, delete-orphan", uselist=False

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from beatmachine.auth.dependencies import OPTIONAL_AUTH, CurrentUser, OptionalUser
 from beatmachine.core.db import SessionDep
 from beatmachine.core.schemas import Envelope, error_responses, ok
 from beatmachine.core.state import StateDep
-from beatmachine.users import service
+from beatmachine.core.uploads import MULTIPART_TYPE, received_bytes
+from beatmachine.users import avatars, service
 from beatmachine.users.models import User
 from beatmachine.users.schemas import (
+    AvatarFetch,
     Me,
     Preferences,
     PreferencesEnvelope,
@@ -23,12 +25,33 @@ from beatmachine.users.schemas import (
 router = APIRouter(prefix="/users", tags=["users"])
 
 
+AVATAR_UPLOAD_PATH = "/api/users/me/avatar"
+AVATAR_FIELD = "file"
+
+
+def _avatar_fetch(user: User) -> AvatarFetch | None:
+    fetch = avatars.pending_fetch(user)
+    return None if fetch is None else AvatarFetch.model_validate(fetch, from_attributes=True)
+
+
+def _updated(user: User) -> ProfileUpdated:
+    return ProfileUpdated(
+        id=user.id,
+        display_name=user.display_name,
+        bio=user.bio,
+        avatar=user.avatar,
+        avatar_fetch=_avatar_fetch(user),
+        updated_at=user.updated_at,
+    )
+
+
 async def _me(session: SessionDep, state: StateDep, user: User) -> Me:
     return Me(
         id=user.id,
         email=user.email,
         display_name=user.display_name,
         avatar=user.avatar,
+        avatar_fetch=_avatar_fetch(user),
         bio=user.bio,
         email_verified=user.email_verified_at is not None,
         is_admin=service.is_admin(user, state.settings),
@@ -45,12 +68,57 @@ async def get_me(session: SessionDep, state: StateDep, user: CurrentUser) -> Env
     return ok(await _me(session, state, user))
 
 
-@router.put("/me", response_model=Envelope[ProfileUpdated], responses=error_responses(401, 422))
+@router.put(
+    "/me",
+    response_model=Envelope[ProfileUpdated],
+    responses=error_responses(401, 413, 415, 422, 503),
+)
 async def update_me(
-    body: ProfileUpdate, session: SessionDep, user: CurrentUser
+    body: ProfileUpdate, session: SessionDep, state: StateDep, user: CurrentUser
 ) -> Envelope[ProfileUpdated]:
-    user = await service.update_profile(session, user, body)
-    return ok(ProfileUpdated.model_validate(user))
+    user = await service.update_profile(session, state, user, body)
+    return ok(_updated(user))
+
+
+@router.put(
+    "/me/avatar",
+    response_model=Envelope[ProfileUpdated],
+    responses=error_responses(401, 413, 415, 422, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                MULTIPART_TYPE: {
+                    "schema": {
+                        "type": "object",
+                        "required": [AVATAR_FIELD],
+                        "properties": {AVATAR_FIELD: {"type": "string", "format": "binary"}},
+                    }
+                }
+            },
+        }
+    },
+)
+async def upload_avatar(
+    request: Request, session: SessionDep, state: StateDep, user: CurrentUser
+) -> Envelope[ProfileUpdated]:
+    """A PNG, JPEG, WebP or GIF image in the multipart part `file` becomes the avatar."""
+    _, raw = await received_bytes(
+        request, field=AVATAR_FIELD, max_bytes=state.settings.avatar_max_bytes
+    )
+    await avatars.set_image(session, state, user, raw)
+    return ok(_updated(user))
+
+
+@router.delete(
+    "/me/avatar", response_model=Envelope[ProfileUpdated], responses=error_responses(401)
+)
+async def delete_avatar(
+    session: SessionDep, state: StateDep, user: CurrentUser
+) -> Envelope[ProfileUpdated]:
+    """No avatar any more; its files are removed."""
+    await avatars.clear(session, state, user)
+    return ok(_updated(user))
 
 
 @router.put(

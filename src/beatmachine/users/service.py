@@ -12,8 +12,9 @@ from beatmachine.core import events
 from beatmachine.core.config import Settings
 from beatmachine.core.errors import ValidationFailed
 from beatmachine.core.ids import new_id, utcnow
-from beatmachine.core.state import ProfileCounts, PurgeHook
+from beatmachine.core.state import AppState, ProfileCounts, PurgeHook
 from beatmachine.machines import service as machines_service
+from beatmachine.users import avatars
 from beatmachine.users.events import UserActive, UserRegistered
 from beatmachine.users.exceptions import UserNotFound
 from beatmachine.users.models import User, UserPreferences
@@ -114,11 +115,21 @@ async def make_admin(session: AsyncSession, email: str) -> User:
     return user
 
 
-async def update_profile(session: AsyncSession, user: User, changes: ProfileUpdate) -> User:
-    """Apply the fields the client sent; absent fields keep their value."""
-    for field in changes.model_fields_set:
+async def update_profile(
+    session: AsyncSession, state: AppState, user: User, changes: ProfileUpdate
+) -> User:
+    """Apply the fields the client sent; absent fields keep their value. An avatar is
+    taken as `avatars` says: a data URL at once, a URL by a job, null removes it."""
+    for field in changes.model_fields_set - {"avatar"}:
         setattr(user, field, getattr(changes, field))
     user.updated_at = utcnow()
+    if "avatar" in changes.model_fields_set:
+        if changes.avatar is None:
+            await avatars.clear(session, state, user)
+        elif changes.avatar.startswith("data:"):
+            await avatars.set_data_url(session, state, user, changes.avatar)
+        else:
+            await avatars.request_fetch(session, state, user, changes.avatar)
     await session.flush()
     return user
 
