@@ -2,7 +2,8 @@
 
 Avatars become files in storage: `avatar_key` names where the renditions of a user's
 avatar are stored, `avatar_source` holds what waits to become the avatar (an image URL
-being fetched, or an inline image), `avatar_error` why the last URL could not be taken.
+being fetched, or an inline image), `avatar_error` why the last URL could not be taken,
+`avatar_fetch_id` which fetch of it is wanted.
 Inline (data URL) avatars move out of `avatar` into `avatar_source` here, so that no
 response carries image bytes from now on; a job of the users domain then stores them
 and sets `avatar` to their public URL. Downgrading puts inline images that were not
@@ -31,6 +32,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("avatar_key", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("avatar_source", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("avatar_error", sa.String(length=300), nullable=True))
+        batch_op.add_column(sa.Column("avatar_fetch_id", sa.String(length=32), nullable=True))
         batch_op.create_index(
             "ix_users_avatar_pending",
             ["id"],
@@ -50,6 +52,7 @@ def downgrade() -> None:
         batch_op.drop_index(
             "ix_users_avatar_pending", sqlite_where=PENDING, postgresql_where=PENDING
         )
+        batch_op.drop_column("avatar_fetch_id")
         batch_op.drop_column("avatar_error")
         batch_op.drop_column("avatar_source")
         batch_op.drop_column("avatar_key")

@@ -9,7 +9,7 @@ from beatmachine.analytics import pages as analytics_pages
 from beatmachine.analytics import router as analytics_router
 from beatmachine.auth import router as auth_router
 from beatmachine.core.config import Settings
-from beatmachine.core.uploads import MULTIPART_OVERHEAD, MULTIPART_TYPE
+from beatmachine.core.uploads import MULTIPART_TYPE
 from beatmachine.machines import router as machines_router
 from beatmachine.patterns import router as patterns_router
 from beatmachine.patterns import routes_history as patterns_history
@@ -45,6 +45,6 @@ EXTRA_BODY_TYPES: dict[str, tuple[str, ...]] = {
 
 
 def streamed_bodies(settings: Settings) -> dict[str, int]:
-    """Paths whose handlers read their (upload) body as a stream, with the most each may
-    send: the file's limit and room for the multipart framing."""
-    return {users_router.AVATAR_UPLOAD_PATH: settings.avatar_max_bytes + MULTIPART_OVERHEAD}
+    """Paths whose handlers read their (upload) body as a stream, with the limit of the
+    file each takes."""
+    return {users_router.AVATAR_UPLOAD_PATH: settings.avatar_max_bytes}

@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI, Request
 
 from beatmachine.core.errors import install_error_handlers
-from beatmachine.core.middleware import BodyGuardMiddleware
+from beatmachine.core.middleware import BodyGuardMiddleware, UnexpectedErrorMiddleware
 from beatmachine.core.uploads import MULTIPART_OVERHEAD, MULTIPART_TYPE, received_bytes, spooled
 
 LIMIT = 64 * 1024
@@ -56,7 +56,7 @@ def spool_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def http(spooled_paths: list[Path], spool_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+def app(spooled_paths: list[Path], spool_dir: Path) -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
 
@@ -80,8 +80,14 @@ async def http(spooled_paths: list[Path], spool_dir: Path) -> AsyncIterator[http
         BodyGuardMiddleware,
         max_bytes=JSON_LIMIT,
         extra_types={"/memory": (MULTIPART_TYPE,), "/disk": (MULTIPART_TYPE,)},
-        streamed={"/memory": BODY_LIMIT, "/disk": BODY_LIMIT},
+        streamed={"/memory": LIMIT, "/disk": LIMIT},
     )
+    app.add_middleware(UnexpectedErrorMiddleware)
+    return app
+
+
+@pytest.fixture
+async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
@@ -164,7 +170,7 @@ async def test_a_declared_length_over_the_paths_limit_is_refused_at_once(
     response = await http.post("/memory", content=body, headers=HEADERS)
 
     assert response.status_code == 413
-    assert response.json()["error"]["details"] == {"maxBytes": BODY_LIMIT}
+    assert response.json()["error"]["details"] == {"maxBytes": LIMIT}
 
 
 async def test_a_body_that_is_not_multipart_is_refused_as_unsupported(
@@ -199,10 +205,17 @@ async def test_a_multipart_body_without_a_boundary_is_refused_as_unsupported(
         (f"--{BOUNDARY}\r\nnot a header line\r\n\r\n".encode(), ("file", "multipart")),
         (
             multipart(("file", "a.png", "image/png", b"xyz"))[:-30],  # cut before its end
-            ("file", "missing"),
+            ("file", "incomplete"),
+        ),
+        (
+            (
+                f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"\r\n'
+                f'Content-Disposition: form-data; name="other"\r\n\r\nxyz\r\n--{BOUNDARY}--\r\n'
+            ).encode(),
+            ("file", "multipart"),
         ),
     ],
-    ids=["no_file_part", "empty_file", "two_files", "malformed", "cut_short"],
+    ids=["no_file_part", "empty_file", "two_files", "malformed", "cut_short", "repeated_header"],
 )
 async def test_a_bad_multipart_body_is_a_validation_error(
     http: httpx.AsyncClient, body: bytes, expected: tuple[str, str]
@@ -219,3 +232,39 @@ async def test_other_paths_keep_the_json_limit(http: httpx.AsyncClient) -> None:
 
     assert response.status_code == 413
     assert response.json()["error"]["details"] == {"maxBytes": JSON_LIMIT}
+
+
+async def test_a_client_that_goes_away_mid_upload_gets_no_answer(
+    app: FastAPI, spool_dir: Path
+) -> None:
+    body = multipart(("file", "a.wav", "audio/wav", b"x" * 5000))
+    incoming = [
+        {"type": "http.request", "body": body[:1000], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/disk",
+        "raw_path": b"/disk",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", HEADERS["Content-Type"].encode())],
+        "client": ("203.0.113.7", 50000),
+        "server": ("testserver", 80),
+    }
+    await app(scope, receive, send)
+
+    assert sent == []  # no 500: nobody is there to read an answer
+    assert os.listdir(spool_dir) == []  # noqa: PTH208 (a quick look, after the request)

@@ -19,8 +19,17 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from beatmachine.core.state import AppState
+from tests.conftest import Backend
 from tests.fuzz.checks import error_envelope, private_answers_not_stored
-from tests.fuzz.harness import Bridge, Identity, Seeded, fuzz_operation, renew_resources
+from tests.fuzz.harness import (
+    EXAMPLES_PER_OPERATION,
+    EXAMPLES_PER_OPERATION_POSTGRES,
+    Bridge,
+    Identity,
+    Seeded,
+    fuzz_operation,
+    renew_resources,
+)
 
 CHECKS = [
     not_a_server_error,
@@ -32,7 +41,15 @@ CHECKS = [
 ]
 
 
+# The operations are fuzzed in shards (every SHARDS-th one), so that pytest-xdist spreads
+# the run over its workers instead of one worker doing an identity's whole run.
+SHARDS = 3
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
 async def test_every_operation_answers_as_documented(
+    shard: int,
+    backend: Backend,
     fuzz_schema: OpenApiSchema,
     identity: Identity,
     seeded: Seeded,
@@ -42,20 +59,26 @@ async def test_every_operation_answers_as_documented(
 ) -> None:
     bridge = Bridge(asyncio.get_running_loop(), client, identity)
     operations = 0
-    for result in fuzz_schema.get_all_operations():
+    examples = (
+        EXAMPLES_PER_OPERATION_POSTGRES if backend.name == "postgres" else EXAMPLES_PER_OPERATION
+    )
+    for index, result in enumerate(fuzz_schema.get_all_operations()):
         assert isinstance(result, Ok), result
+        if index % SHARDS != shard:
+            continue
         operation = result.ok()
         operations += 1
         await renew_resources(client, state, seeded)
         with subtests.test(msg=operation.label):
             # Hypothesis runs in a thread of its own; the app keeps serving on this loop.
-            await asyncio.to_thread(fuzz_operation, operation, bridge, CHECKS)
+            await asyncio.to_thread(fuzz_operation, operation, bridge, CHECKS, examples)
     never_succeeded = sorted(
         f"{label} {dict(statuses)}"
         for label, statuses in bridge.statuses.items()
         if not any(200 <= status < 300 for status in statuses)
     )
     print(
-        f"\nfuzzed {operations} operations as {identity.name}: {bridge.sent} requests;"
+        f"\nfuzzed {operations} operations (shard {shard}) as {identity.name}:"
+        f" {bridge.sent} requests;"
         f" no 2xx from {len(never_succeeded)}: {'; '.join(never_succeeded)}"
     )

@@ -7,23 +7,27 @@ from __future__ import annotations
 
 import asyncio
 import io
+import socket
 from datetime import timedelta
 from typing import Any
 
 import anyio.to_thread
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from PIL import Image
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.auth.service import purge_deleted_accounts
 from beatmachine.core.config import Settings
+from beatmachine.core.db import transaction
 from beatmachine.core.ids import utcnow
 from beatmachine.core.state import AppState
 from beatmachine.users import avatars
 from beatmachine.users.models import User
-from tests.factories import Account, assert_error, register
+from tests.core.apps import client_for
+from tests.factories import Account, assert_error, register, validation_fields
 from tests.http_receiver import Receiver, receiver_fixture  # noqa: F401 (the receiver fixture)
 from tests.images import png_claiming
 from tests.jobs import settle
@@ -31,6 +35,15 @@ from tests.seaweedfs import SeaweedFS
 from tests.users.helpers import data_url
 
 MAX_BYTES = 256 * 1024
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 MAX_PIXELS = 4_000_000
 BOUNDARY = "avatar-boundary-51c2"
 ON_BOTH_STORAGES = pytest.mark.parametrize("storage_backend", ["local", "s3"], indirect=True)
@@ -579,25 +592,122 @@ async def test_an_avatar_url_that_gives_no_image_fails_with_the_reason(
     assert len(receiver.requests) == 1  # a redirect is not followed
 
 
-async def test_an_avatar_url_on_a_private_address_is_refused(
-    make_app: Any, receiver: Receiver
+async def test_an_avatar_url_whose_host_is_a_private_address_is_refused_at_once(
+    make_app: Any,
 ) -> None:
     # Without OUTBOUND_ALLOWED_NETWORKS, loopback is out of reach.
-    from asgi_lifespan import LifespanManager
+    app = make_app(OUTBOUND_ALLOWED_NETWORKS="")
+    async with LifespanManager(app), client_for(app) as http:
+        account = await register(http)
 
+        response = await put_avatar(http, account, "http://127.0.0.1:9/me.png")
+
+    assert validation_fields(response) == {"avatar"}
+
+
+async def test_an_avatar_url_resolving_to_a_private_address_fails_without_details(
+    make_app: Any, receiver: Receiver
+) -> None:
     app = make_app(OUTBOUND_ALLOWED_NETWORKS="")
     state: AppState = app.state.services
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            account = await register(http)
-            await put_avatar(http, account, avatar_url(receiver))
-            await settle(state)
-            profile = await me(http, account)
+    async with LifespanManager(app), client_for(app) as http:
+        account = await register(http)
+        await put_avatar(http, account, f"http://localhost:{receiver.port}/me.png")
+        await settle(state)
+        profile = await me(http, account)
 
-    assert profile["avatarFetch"]["status"] == "failed"
-    assert profile["avatarFetch"]["error"].startswith("could not be fetched (refused:")
+    assert profile["avatarFetch"] == {
+        "url": f"http://localhost:{receiver.port}/me.png",
+        "status": "failed",
+        "error": "is not an address avatars may be fetched from",
+    }
     assert receiver.requests == []
+
+
+async def test_a_fetch_that_is_no_longer_wanted_stores_nothing(
+    client: httpx.AsyncClient, state: AppState, db: AsyncSession, stored: Any
+) -> None:
+    account = await register(client)
+    await upload(client, account, image_bytes())
+    before = await avatar_row(db, account.id)
+    renditions = await avatars.render(image_bytes(80, 80), state.settings)
+
+    # What the job does once its image is in hand, for a fetch the profile no longer
+    # waits for (a later avatar, or a later request of the same URL).
+    await avatars._take(state, account.id, "avf_superseded", renditions)
+
+    assert await avatar_row(db, account.id) == before
+    assert await stored(account.id) == files_of(before["avatar_key"])
+
+
+async def test_the_same_url_sent_again_is_fetched_for_the_latest_request(
+    client: httpx.AsyncClient, state: AppState, db: AsyncSession, receiver: Receiver
+) -> None:
+    receiver.answer(404, b"not yet")
+    account = await register(client)
+    url = avatar_url(receiver)
+    await put_avatar(client, account, url)
+    await settle(state)
+    receiver.answer(200, image_bytes())
+
+    await put_avatar(client, account, url)
+    await settle(state)
+
+    profile = await me(client, account)
+    assert profile["avatarFetch"] is None
+    assert profile["avatar"] == (await avatar_row(db, account.id))["avatar"]
+
+
+async def test_files_of_a_change_that_rolls_back_are_removed(
+    client: httpx.AsyncClient, state: AppState, db: AsyncSession, stored: Any
+) -> None:
+    account = await register(client)
+    renditions = await avatars.render(image_bytes(), state.settings)
+
+    with pytest.raises(RuntimeError):
+        async with transaction(state.sessionmaker) as session:
+            user = await session.get(User, account.id)
+            assert user is not None
+            await avatars.point(
+                session, state, user, await avatars.store(state, user.id, renditions)
+            )
+            assert len(await stored(account.id)) == len(avatars.SIZES)
+            raise RuntimeError("the commit never comes")
+
+    assert (await avatar_row(db, account.id))["avatar_key"] is None
+    assert await stored(account.id) == []
+
+
+async def test_an_upload_while_storage_is_down_is_unavailable_and_changes_nothing(
+    make_app: Any,
+) -> None:
+    app = make_app(
+        STORAGE_BACKEND="s3",
+        AWS_S3_BUCKET="avatars",
+        AWS_S3_ENDPOINT_URL=f"http://127.0.0.1:{closed_port()}",
+        AWS_ACCESS_KEY_ID="key",
+        AWS_SECRET_ACCESS_KEY="secret",
+        STORAGE_TIMEOUT=2,
+    )
+    async with LifespanManager(app), client_for(app) as http:
+        account = await register(http)
+
+        response = await upload(http, account, image_bytes())
+        profile = await me(http, account)
+
+    assert_error(response, 503, "SERVICE_UNAVAILABLE")
+    assert profile["avatar"] is None
+
+
+async def test_an_upload_declaring_a_length_over_the_limit_is_refused_at_once(
+    client: httpx.AsyncClient,
+) -> None:
+    account = await register(client)
+
+    response = await upload(client, account, b"\x89PNG" + b"x" * (MAX_BYTES + 70_000))
+
+    error = assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+    assert error["details"] == {"maxBytes": MAX_BYTES}
 
 
 async def test_a_later_avatar_supersedes_a_pending_url(
@@ -624,22 +734,33 @@ async def test_inline_avatars_of_before_are_moved_into_storage(
 ) -> None:
     kept = await register(client)
     broken = await register(client)
-    for account, raw in ((kept, image_bytes()), (broken, b"\x89PNG\r\n\x1a\nnot really")):
+    garbled = await register(client)
+    leaving = await register(client)
+    inline = {
+        kept.id: data_url("image/png", image_bytes()),
+        broken.id: data_url("image/png", b"\x89PNG\r\n\x1a\nnot really"),
+        garbled.id: "data:image/png;base64,@@not base64@@",
+        leaving.id: data_url("image/png", image_bytes()),
+    }
+    for user_id, source in inline.items():
         # As migration 0013 leaves an inline avatar.
         await db.execute(
-            update(User)
-            .where(User.id == account.id)
-            .values(avatar=None, avatar_source=data_url("image/png", raw))
+            update(User).where(User.id == user_id).values(avatar=None, avatar_source=source)
         )
+    await db.execute(
+        update(User).where(User.id == leaving.id).values(deletion_scheduled_at=utcnow())
+    )
     await db.commit()
 
-    assert await avatars.move_inline(state) == 2
+    assert await avatars.move_inline(state) == 3
 
     row = await avatar_row(db, kept.id)
     assert row["avatar"].endswith(f"{row['avatar_key']}/256.webp")
     assert row["avatar_source"] is None
     assert await stored(kept.id) == files_of(row["avatar_key"])
-    assert await avatar_row(db, broken.id) == dict.fromkeys(
-        ("avatar", "avatar_key", "avatar_source", "avatar_error")
-    )
+    for user_id in (broken.id, garbled.id):
+        assert await avatar_row(db, user_id) == dict.fromkeys(
+            ("avatar", "avatar_key", "avatar_source", "avatar_error")
+        )
+    assert (await avatar_row(db, leaving.id))["avatar_source"] == inline[leaving.id]
     assert await avatars.move_inline(state) == 0

@@ -164,15 +164,19 @@ async def _run_after_commit(session: AsyncSession) -> None:
 
 
 async def _rolled_back(session: AsyncSession) -> None:
-    await session.rollback()
     session.info.pop("after_commit", None)
     callbacks: list[AfterCommit] = session.info.pop("after_rollback", [])
+    # Shielded, and the hooks run however the rollback itself ends: a request cancelled
+    # or a connection lost must not leave behind what the hooks clean up.
     with anyio.CancelScope(shield=True):
-        for callback in callbacks:
-            try:
-                await callback()
-            except Exception:
-                log.exception("after_rollback_failed")
+        try:
+            await session.rollback()
+        finally:
+            for callback in callbacks:
+                try:
+                    await callback()
+                except Exception:
+                    log.exception("after_rollback_failed")
 
 
 @asynccontextmanager

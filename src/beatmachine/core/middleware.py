@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +33,7 @@ from beatmachine.core.metrics import Metrics
 from beatmachine.core.ratelimit import RateLimiter
 from beatmachine.core.responses import NO_STORE, declared_no_store
 from beatmachine.core.security import InvalidToken, decode_access_token
+from beatmachine.core.uploads import MULTIPART_OVERHEAD
 
 log = structlog.get_logger("beatmachine.http")
 
@@ -233,6 +235,10 @@ class UnexpectedErrorMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            # The client went away while its body was being read (an upload cut off):
+            # there is no one to answer, and nothing went wrong here.
+            log.info("client_disconnected", path=scope["path"])
         except Exception as exc:
             if response_started:
                 raise
@@ -264,8 +270,9 @@ class BodyGuardMiddleware:
         self.max_bytes = max_bytes
         # Exact paths that take other bodies than JSON (XML imports, uploads).
         self.extra_types = {path: tuple(types) for path, types in (extra_types or {}).items()}
-        # Exact paths whose handlers read the body as a stream (uploads), with their own
-        # limit: such a body is never gathered here, only counted.
+        # Exact paths whose handlers read the body as a stream (uploads), with the limit
+        # of their file: such a body is never gathered here, only counted, and may be
+        # that long plus the multipart framing.
         self.streamed = dict(streamed or {})
 
     def _type_allowed(self, path: str, content_type: str) -> bool:
@@ -287,7 +294,9 @@ class BodyGuardMiddleware:
             return
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
-        limit = self.streamed.get(scope["path"], self.max_bytes)
+        file_limit = self.streamed.get(scope["path"])
+        limit = self.max_bytes if file_limit is None else file_limit + MULTIPART_OVERHEAD
+        reported = self.max_bytes if file_limit is None else file_limit
         if declared is not None:
             if not declared.isdigit():
                 await error_response(PayloadTooLarge("Content-Length is not a number."))(
@@ -295,7 +304,7 @@ class BodyGuardMiddleware:
                 )
                 return
             if int(declared) > limit:
-                await error_response(self._too_large(limit))(scope, receive, send)
+                await error_response(self._too_large(reported))(scope, receive, send)
                 return
         has_body = (declared is not None and declared != "0") or "transfer-encoding" in headers
         if has_body and not self._type_allowed(scope["path"], headers.get("content-type", "")):
@@ -334,7 +343,7 @@ class BodyGuardMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await error_response(self._too_large(limit))(scope, receive, send)
+                await error_response(self._too_large(reported))(scope, receive, send)
 
     async def _buffered(self, scope: Scope, receive: Receive, send: Send) -> None:
         chunks: list[bytes] = []

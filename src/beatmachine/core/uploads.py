@@ -70,6 +70,7 @@ class _FilePart:
         self.described: ReceivedFile | None = None
         self.parts_named_field = 0
         self.finished = False
+        self.repeated_header = False
         self._headers: dict[bytes, bytes] = {}
         self._header_name = b""
         self._header_value = b""
@@ -97,7 +98,10 @@ class _FilePart:
         self._header_value += data[start:end]
 
     def _header_end(self) -> None:
-        self._headers[self._header_name.lower()] = self._header_value
+        name = self._header_name.lower()
+        if name in self._headers:
+            self.repeated_header = True
+        self._headers[name] = self._header_value
         self._header_name = self._header_value = b""
 
     def _headers_finished(self) -> None:
@@ -168,10 +172,14 @@ async def receive_file(request: Request, *, field: str, max_bytes: int, sink: Si
         raise
     except MultipartParseError as exc:
         raise _field_error(field, "the multipart body is malformed", "multipart") from exc
+    if part.repeated_header:
+        raise _field_error(field, "a part repeats one of its headers", "multipart")
     if part.parts_named_field > 1:
         raise _field_error(field, "send one file only", "multiple")
-    if part.described is None or not part.finished:
+    if part.described is None:
         raise _field_error(field, "a file part of this name is required", "missing")
+    if not part.finished:
+        raise _field_error(field, "the body ends before the file does", "incomplete")
     if size == 0:
         raise _field_error(field, "the file is empty", "empty")
     return ReceivedFile(part.described.filename, part.described.content_type, size)

@@ -2,37 +2,47 @@
 profile's `avatar` set to the URL of the default size.
 
 - An upload or a data URL is taken in the request: checked and re-encoded
-  (`core.images`), stored under a new key, then the profile points at it.
+  (`core.images`) and stored under a new key with no database connection held (`store`),
+  then the profile points at it under a row lock (`point`).
 - An image URL is fetched by a job through the outbound guard (public addresses only,
   timeouts, a size limit, no redirects), then taken like an upload; until then the
   profile keeps its avatar and says the URL is pending (or why it failed).
-- The files of the avatar that was replaced or removed are deleted by a job queued in
-  the same transaction (so never before the change is committed, and never forgotten);
-  the files stored for a change that rolls back are deleted after the rollback.
+- Files no profile points at are removed by the job `REMOVE_FILES_JOB`, which checks
+  first that the key is not the owner's current avatar (so it is safe to queue whenever
+  in doubt). It is queued in the transaction that replaces or removes an avatar, and for
+  the files of a change that did not commit when removing them at once fails.
 - Inline avatars of before (moved aside by migration 0013) are stored by a periodic job.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
+import anyio
 import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import lazyload
 
 from beatmachine.core.config import Settings
-from beatmachine.core.db import after_rollback, transaction
+from beatmachine.core.db import after_rollback, release_connection, transaction
 from beatmachine.core.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from beatmachine.core.ids import utcnow
+from beatmachine.core.ids import new_id, utcnow
 from beatmachine.core.images import ImageLimits, ImageRefused, SquareRenditions, square_renditions
 from beatmachine.core.jobs import JobQueue
-from beatmachine.core.outbound import OutboundClient, OutboundError, parse_networks
+from beatmachine.core.outbound import (
+    OutboundClient,
+    OutboundError,
+    OutboundRefused,
+    OutboundTimeout,
+    check_url,
+    parse_networks,
+)
 from beatmachine.core.state import AppState
-from beatmachine.core.storage import Storage
 from beatmachine.users.models import User
 
 log = structlog.get_logger(__name__)
@@ -53,6 +63,13 @@ _DECLARED_FORMATS = {
     "image/gif": "GIF",
 }
 _FIELD = "avatar"
+# What the owner is told of an address that could not be fetched: the kind of failure,
+# never the details (they would tell what internal names resolve to).
+_FETCH_FAILURES = {
+    OutboundRefused.kind: "is not an address avatars may be fetched from",
+    OutboundTimeout.kind: "did not answer in time",
+}
+_FETCH_FAILED = "could not be reached"
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,14 @@ class AvatarFetch:
     url: str
     status: str
     error: str | None
+
+
+@dataclass(frozen=True)
+class StoredAvatar:
+    """Renditions stored under `key`, not pointed at yet; `url` is the default size's."""
+
+    key: str
+    url: str
 
 
 def pending_fetch(user: User) -> AvatarFetch | None:
@@ -117,42 +142,56 @@ async def render(raw: bytes, settings: Settings) -> SquareRenditions:
 
 
 def decode_data_url(data_url: str) -> tuple[str, bytes]:
-    """The declared type and the bytes of a `data:image/...;base64,` URL that the schema
-    has already checked."""
+    """The declared type and the bytes of a `data:image/...;base64,` URL; `ValueError`
+    when it is not one."""
     header, payload = data_url.split(",", 1)
-    return header.removeprefix("data:").split(";", 1)[0], base64.b64decode(payload)
+    try:
+        raw = base64.b64decode("".join(payload.split()), validate=True)
+    except binascii.Error as exc:
+        raise ValueError("not base64") from exc
+    return header.removeprefix("data:").split(";", 1)[0], raw
 
 
 def _file_key(key: str, size: int) -> str:
     return f"{key}/{size}.webp"
 
 
-async def _store(storage: Storage, user_id: str, renditions: SquareRenditions) -> str:
-    """Every rendition under a new key; on a failure half-way, what was stored goes again."""
+def _owner_of(key: str) -> str:
+    return key.split("/")[1]
+
+
+async def store(state: AppState, user_id: str, renditions: SquareRenditions) -> StoredAvatar:
+    """Every rendition under a new key (no database connection is used); on a failure
+    half-way, what was stored is reclaimed."""
     key = f"avatars/{user_id}/{secrets.token_hex(8)}"
-    stored: list[str] = []
     try:
         for size, body in renditions.renditions.items():
-            await storage.put(
+            await state.storage.put(
                 _file_key(key, size),
                 body,
                 content_type=renditions.media_type,
                 public=True,
                 cache_control=CACHE_CONTROL,
             )
-            stored.append(_file_key(key, size))
     except BaseException:
-        await _delete_quietly(storage, stored)
+        with anyio.CancelScope(shield=True):
+            await reclaim(state, key)
         raise
-    return key
+    return StoredAvatar(key, await state.storage.url(_file_key(key, DEFAULT_SIZE), public=True))
 
 
-async def _delete_quietly(storage: Storage, keys: Sequence[str]) -> None:
-    for file_key in keys:
+async def reclaim(state: AppState, key: str) -> None:
+    """Remove the files under `key` now unless they are the owner's avatar; if storage
+    fails, the removal job is queued to do it later (never an error for the caller)."""
+    try:
+        await remove_files(state, key)
+    except Exception:
+        log.warning("avatar_files_left_for_the_job", key=key)
         try:
-            await storage.delete(file_key)
+            async with transaction(state.sessionmaker) as session:
+                state.jobs.enqueue(session, REMOVE_FILES_JOB, key=key)
         except Exception:
-            log.warning("avatar_file_left", key=file_key)
+            log.exception("avatar_files_left", key=key)
 
 
 async def _locked_key(session: AsyncSession, user_id: str) -> str | None:
@@ -167,38 +206,35 @@ def _remove_later(session: AsyncSession, jobs: JobQueue, key: str | None) -> Non
         jobs.enqueue(session, REMOVE_FILES_JOB, key=key)
 
 
-async def _point_at(
-    session: AsyncSession, state: AppState, user: User, renditions: SquareRenditions
+async def point(
+    session: AsyncSession, state: AppState, user: User, stored: StoredAvatar | None
 ) -> None:
-    key = await _store(state.storage, user.id, renditions)
-    files = [_file_key(key, size) for size in renditions.renditions]
-    after_rollback(session, partial(_delete_quietly, state.storage, files))
-    url = await state.storage.url(_file_key(key, DEFAULT_SIZE), public=True)
-    await _replace(session, state.jobs, user, url, key)
-
-
-async def _replace(
-    session: AsyncSession, jobs: JobQueue, user: User, url: str | None, key: str | None
-) -> None:
-    """Point the profile at the avatar stored under `key` (None: no avatar), drop any
-    pending URL, and queue the removal of the files it pointed at before."""
+    """Make `stored` (None: no avatar) the user's avatar, drop any pending URL, and queue
+    the removal of the files it pointed at before. Should the transaction roll back, the
+    new files are reclaimed."""
+    if stored is not None:
+        after_rollback(session, partial(reclaim, state, stored.key))
     old_key = await _locked_key(session, user.id)
-    user.avatar = url
-    user.avatar_key = key
+    user.avatar = None if stored is None else stored.url
+    user.avatar_key = None if stored is None else stored.key
     user.avatar_source = None
     user.avatar_error = None
+    user.avatar_fetch_id = None
     user.updated_at = utcnow()
-    _remove_later(session, jobs, old_key)
+    _remove_later(session, state.jobs, old_key)
     await session.flush()
 
 
 async def set_image(session: AsyncSession, state: AppState, user: User, raw: bytes) -> None:
     """Make the image `raw` (an upload) the user's avatar; refusals as `render` says."""
-    await _point_at(session, state, user, await render(raw, state.settings))
+    await release_connection(session)
+    stored = await store(state, user.id, await render(raw, state.settings))
+    await point(session, state, user, stored)
 
 
-async def set_data_url(session: AsyncSession, state: AppState, user: User, data_url: str) -> None:
-    """Make the image of a data URL the avatar; its bytes must be the type it declares."""
+async def store_data_url(state: AppState, user: User, data_url: str) -> StoredAvatar:
+    """The image of a data URL, checked and stored (its bytes must be the type it
+    declares); `point` makes it the avatar."""
     declared, raw = decode_data_url(data_url)
     renditions = await render(raw, state.settings)
     if renditions.source_format != _DECLARED_FORMATS[declared]:
@@ -206,54 +242,82 @@ async def set_data_url(session: AsyncSession, state: AppState, user: User, data_
             f"The image is a {renditions.source_format} image, not {declared}.",
             details={"field": _FIELD, "message": f"the bytes are not {declared}"},
         )
-    await _point_at(session, state, user, renditions)
+    return await store(state, user.id, renditions)
 
 
 async def request_fetch(session: AsyncSession, state: AppState, user: User, url: str) -> None:
     """Have the job fetch `url` as the avatar; the current avatar stays meanwhile. A later
-    change of the avatar supersedes the fetch."""
+    change of the avatar supersedes the fetch. A URL whose host is a refused address
+    (`http://127.0.0.1/…`) is refused at once."""
+    try:
+        check_url(url, parse_networks(state.settings.outbound_allowed_networks))
+    except OutboundRefused as exc:
+        raise ValidationFailed(
+            details={"fields": [{"field": _FIELD, "message": str(exc), "type": "url"}]}
+        ) from None
     await _locked_key(session, user.id)
     user.avatar_source = url
     user.avatar_error = None
+    user.avatar_fetch_id = new_id("avf")
     user.updated_at = utcnow()
-    state.jobs.enqueue(session, FETCH_JOB, user_id=user.id, url=url)
+    state.jobs.enqueue(session, FETCH_JOB, user_id=user.id, fetch_id=user.avatar_fetch_id)
     await session.flush()
 
 
 async def clear(session: AsyncSession, state: AppState, user: User) -> None:
     """Remove the avatar (its files go once this is committed) and any pending URL."""
-    await _replace(session, state.jobs, user, None, None)
+    await point(session, state, user, None)
 
 
-async def _still_wanted(session: AsyncSession, user_id: str, source: str) -> User | None:
-    user = await session.get(User, user_id, with_for_update=True, populate_existing=True)
-    if user is None or user.deletion_scheduled_at is not None or user.avatar_source != source:
+async def _wanted(session: AsyncSession, user_id: str, fetch_id: str | None) -> User | None:
+    """The user, locked, if the fetch `fetch_id` (None: the inline avatar) is still what
+    their profile waits for."""
+    user = (
+        await session.execute(
+            select(User)
+            .where(User.id == user_id)
+            .options(lazyload(User.preferences))
+            .with_for_update(of=User)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if user is None or user.deletion_scheduled_at is not None or user.avatar_source is None:
         return None
-    return user
+    return user if user.avatar_fetch_id == fetch_id else None
 
 
-async def _fail(state: AppState, user_id: str, source: str, reason: str) -> None:
+async def _fail(state: AppState, user_id: str, fetch_id: str, reason: str) -> None:
     async with transaction(state.sessionmaker) as session:
-        user = await _still_wanted(session, user_id, source)
+        user = await _wanted(session, user_id, fetch_id)
         if user is not None:
             user.avatar_error = reason[:300]
 
 
-async def _take(state: AppState, user_id: str, source: str, renditions: SquareRenditions) -> None:
-    """Store `renditions` and point the user at them, unless the source was superseded
-    meanwhile (then nothing is stored)."""
+async def _take(
+    state: AppState, user_id: str, fetch_id: str | None, renditions: SquareRenditions
+) -> None:
+    """Store `renditions` (no transaction open meanwhile), then point the user at them if
+    what they wait for is still this; else the new files are reclaimed."""
+    stored = await store(state, user_id, renditions)
+    taken = False
     async with transaction(state.sessionmaker) as session:
-        user = await _still_wanted(session, user_id, source)
+        user = await _wanted(session, user_id, fetch_id)
         if user is not None:
-            await _point_at(session, state, user, renditions)
+            await point(session, state, user, stored)
+            taken = True
+    if not taken:
+        await reclaim(state, stored.key)
 
 
-async def _fetched_image(client: OutboundClient, url: str, settings: Settings) -> bytes | str:
-    """The image bytes at `url`, or why there are none."""
+async def _fetched_image(
+    client: OutboundClient, url: str, settings: Settings, user_id: str
+) -> bytes | str:
+    """The image bytes at `url`, or why there are none (as the owner is told)."""
     try:
         response = await client.request("GET", url, max_body=settings.avatar_max_bytes)
     except OutboundError as error:
-        return f"could not be fetched ({error.kind}: {error})"
+        log.info("avatar_fetch_failed", user_id=user_id, kind=error.kind, detail=str(error))
+        return _FETCH_FAILURES.get(error.kind, _FETCH_FAILED)
     if response.status != 200:
         return f"answered HTTP {response.status}"
     if response.truncated:
@@ -263,56 +327,78 @@ async def _fetched_image(client: OutboundClient, url: str, settings: Settings) -
     return response.body
 
 
-async def fetch(state: AppState, client: OutboundClient, user_id: str, url: str) -> None:
-    """The fetch job: take the image at `url` as the avatar, or record why not. A failure
-    of the address is recorded and not retried; a failure of ours (storage, database)
-    raises, and the queue runs the job again."""
+async def fetch(state: AppState, client: OutboundClient, user_id: str, fetch_id: str) -> None:
+    """The fetch job: take the image at the URL the profile waits for as the avatar, or
+    record why not. A failure of the address is recorded and not retried; a failure of
+    ours (storage, database) raises, and the queue runs the job again."""
     async with transaction(state.sessionmaker) as session:
-        if await _still_wanted(session, user_id, url) is None:
-            return
-    image = await _fetched_image(client, url, state.settings)
+        user = await _wanted(session, user_id, fetch_id)
+        url = None if user is None else user.avatar_source
+    if url is None:
+        return
+    image = await _fetched_image(client, url, state.settings, user_id)
     if isinstance(image, str):
-        await _fail(state, user_id, url, image)
+        await _fail(state, user_id, fetch_id, image)
         return
     try:
         renditions = await square_renditions(image, SIZES, image_limits(state.settings))
     except ImageRefused as error:
-        await _fail(state, user_id, url, f"the image {error.reason}")
+        await _fail(state, user_id, fetch_id, f"the image {error.reason}")
         return
-    await _take(state, user_id, url, renditions)
+    await _take(state, user_id, fetch_id, renditions)
 
 
-async def remove_files(storage: Storage, key: str) -> None:
-    """The removal job: every rendition stored under `key` (missing ones are no error)."""
+async def remove_files(state: AppState, key: str) -> None:
+    """The removal job: every rendition under `key`, unless the owner's profile points at
+    it (missing files are no error)."""
+    async with transaction(state.sessionmaker) as session:
+        current = await session.scalar(select(User.avatar_key).where(User.id == _owner_of(key)))
+    if current == key:
+        return
     for size in SIZES:
-        await storage.delete(_file_key(key, size))
+        await state.storage.delete(_file_key(key, size))
 
 
 async def move_inline(state: AppState) -> int:
-    """The periodic job: store a batch of the inline avatars from before (migration 0013)
-    and point their profiles at them; an image that cannot be taken is dropped, logged.
-    Returns how many were handled."""
-    async with transaction(state.sessionmaker) as session:
-        rows = await session.execute(
-            select(User.id, User.avatar_source)
-            .where(User.avatar_source.is_not(None), User.avatar_source.like("data:%"))
-            .order_by(User.id)
-            .limit(MOVE_INLINE_BATCH)
-        )
-        waiting = [(user_id, str(source)) for user_id, source in rows.all()]
-    for user_id, source in waiting:
+    """The periodic job: store the inline avatars from before (migration 0013), a batch
+    at a time, and point their profiles at them; an image that cannot be taken is
+    dropped, logged. Returns how many were handled."""
+    handled = 0
+    after = ""
+    while True:
+        async with transaction(state.sessionmaker) as session:
+            rows = await session.execute(
+                select(User.id, User.avatar_source)
+                .where(
+                    User.avatar_source.is_not(None),
+                    User.avatar_source.like("data:%"),
+                    User.deletion_scheduled_at.is_(None),
+                    User.id > after,
+                )
+                .order_by(User.id)
+                .limit(MOVE_INLINE_BATCH)
+            )
+            waiting = [(user_id, str(source)) for user_id, source in rows.all()]
+        for user_id, source in waiting:
+            await _move_one(state, user_id, source)
+        handled += len(waiting)
+        if len(waiting) < MOVE_INLINE_BATCH:
+            return handled
+        after = waiting[-1][0]
+
+
+async def _move_one(state: AppState, user_id: str, source: str) -> None:
+    try:
         _, raw = decode_data_url(source)
-        try:
-            renditions = await square_renditions(raw, SIZES, image_limits(state.settings))
-        except ImageRefused as error:
-            log.warning("inline_avatar_dropped", user_id=user_id, reason=error.reason)
-            async with transaction(state.sessionmaker) as session:
-                user = await _still_wanted(session, user_id, source)
-                if user is not None:
-                    user.avatar_source = None
-            continue
-        await _take(state, user_id, source, renditions)
-    return len(waiting)
+        renditions = await square_renditions(raw, SIZES, image_limits(state.settings))
+    except (ValueError, ImageRefused) as error:
+        log.warning("inline_avatar_dropped", user_id=user_id, reason=str(error))
+        async with transaction(state.sessionmaker) as session:
+            user = await _wanted(session, user_id, None)
+            if user is not None and user.avatar_source == source:
+                user.avatar_source = None
+        return
+    await _take(state, user_id, None, renditions)
 
 
 async def forget(jobs: JobQueue, session: AsyncSession, user_ids: list[str]) -> None:

@@ -28,6 +28,9 @@ class User(IdMixin, TimestampMixin, Base):
     # could not be taken.
     avatar_source: Mapped[str | None] = mapped_column(Text)
     avatar_error: Mapped[str | None] = mapped_column(String(300))
+    # Names the fetch of the URL in `avatar_source` that is wanted now: the job of an
+    # earlier request of the same URL finds another id and leaves the profile alone.
+    avatar_fetch_id: Mapped[str | None] = mapped_column(String(32))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     email_verified_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]

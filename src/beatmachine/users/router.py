@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from beatmachine.auth.dependencies import OPTIONAL_AUTH, CurrentUser, OptionalUser
-from beatmachine.core.db import SessionDep
+from beatmachine.core.db import SessionDep, release_connection
 from beatmachine.core.schemas import Envelope, error_responses, ok
 from beatmachine.core.state import StateDep
 from beatmachine.core.uploads import MULTIPART_TYPE, received_bytes
@@ -103,6 +103,8 @@ async def upload_avatar(
     request: Request, session: SessionDep, state: StateDep, user: CurrentUser
 ) -> Envelope[ProfileUpdated]:
     """A PNG, JPEG, WebP or GIF image in the multipart part `file` becomes the avatar."""
+    # No connection (nor, on SQLite, the write lock) is held while the body arrives.
+    await release_connection(session)
     _, raw = await received_bytes(
         request, field=AVATAR_FIELD, max_bytes=state.settings.avatar_max_bytes
     )

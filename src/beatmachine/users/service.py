@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from beatmachine.core import events
 from beatmachine.core.config import Settings
+from beatmachine.core.db import release_connection
 from beatmachine.core.errors import ValidationFailed
 from beatmachine.core.ids import new_id, utcnow
 from beatmachine.core.state import AppState, ProfileCounts, PurgeHook
@@ -119,15 +120,20 @@ async def update_profile(
     session: AsyncSession, state: AppState, user: User, changes: ProfileUpdate
 ) -> User:
     """Apply the fields the client sent; absent fields keep their value. An avatar is
-    taken as `avatars` says: a data URL at once, a URL by a job, null removes it."""
-    for field in changes.model_fields_set - {"avatar"}:
+    taken as `avatars` says: a data URL at once, a URL by a job, null removes it. A data
+    URL's image is checked and stored first, with no connection held; a refusal leaves
+    every field as it was."""
+    fields = changes.model_fields_set
+    stored = None
+    if "avatar" in fields and changes.avatar is not None and changes.avatar.startswith("data:"):
+        await release_connection(session)
+        stored = await avatars.store_data_url(state, user, changes.avatar)
+    for field in fields - {"avatar"}:
         setattr(user, field, getattr(changes, field))
     user.updated_at = utcnow()
-    if "avatar" in changes.model_fields_set:
-        if changes.avatar is None:
-            await avatars.clear(session, state, user)
-        elif changes.avatar.startswith("data:"):
-            await avatars.set_data_url(session, state, user, changes.avatar)
+    if "avatar" in fields:
+        if changes.avatar is None or stored is not None:
+            await avatars.point(session, state, user, stored)
         else:
             await avatars.request_fetch(session, state, user, changes.avatar)
     await session.flush()

@@ -21,11 +21,11 @@ def setup(state: AppState) -> None:
     state.extensions[AVATAR_CLIENT] = client
     state.on_shutdown.append(client.aclose)
 
-    async def fetch(user_id: str, url: str) -> None:
-        await avatars.fetch(state, client, user_id, url)
+    async def fetch(user_id: str, fetch_id: str) -> None:
+        await avatars.fetch(state, client, user_id, fetch_id)
 
     async def remove_files(key: str) -> None:
-        await avatars.remove_files(state.storage, key)
+        await avatars.remove_files(state, key)
 
     async def move_inline(_period: int) -> int:
         return await avatars.move_inline(state)
