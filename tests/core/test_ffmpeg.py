@@ -246,3 +246,15 @@ def test_a_stated_duration_of_n_a_is_none() -> None:
     found = ffmpeg.parse_probe(description)
 
     assert found is not None and found.duration is None
+
+
+async def test_a_run_reads_what_it_is_given_on_its_standard_input() -> None:
+    samples = bytes(range(256)) * 16  # 2048 16-bit samples
+
+    completed = await ffmpeg.run(
+        ["-f", "s16le", "-ar", "8000", "-ac", "1", "-i", "pipe:0", "-f", "s16le", "-"],
+        time_limit=TIME_LIMIT,
+        stdin=samples,
+    )
+
+    assert (completed.returncode, completed.stdout) == (0, samples)

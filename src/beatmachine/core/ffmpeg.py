@@ -95,20 +95,21 @@ def executable() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
-async def run(args: Sequence[str], *, time_limit: float) -> Completed:
-    """ffmpeg with `args` (after `-hide_banner -nostdin`), given `time_limit` seconds;
-    `FfmpegTimedOut` once it is killed."""
+async def run(args: Sequence[str], *, time_limit: float, stdin: bytes | None = None) -> Completed:
+    """ffmpeg with `args` (after `-hide_banner`, and `-nostdin` unless `stdin` is given
+    for it to read as `pipe:0`), given `time_limit` seconds; `FfmpegTimedOut` once it is
+    killed."""
     process = await asyncio.create_subprocess_exec(
         executable(),
         "-hide_banner",
-        "-nostdin",
+        *(() if stdin is not None else ("-nostdin",)),
         *args,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), time_limit)
+        stdout, stderr = await asyncio.wait_for(process.communicate(stdin), time_limit)
     except TimeoutError:
         await _stop(process)
         raise FfmpegTimedOut(time_limit, process.pid) from None
