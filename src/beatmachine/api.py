@@ -11,6 +11,7 @@ from beatmachine.auth import router as auth_router
 from beatmachine.core.config import Settings
 from beatmachine.core.uploads import MULTIPART_TYPE
 from beatmachine.machines import router as machines_router
+from beatmachine.media import router as media_router
 from beatmachine.patterns import router as patterns_router
 from beatmachine.patterns import routes_history as patterns_history
 from beatmachine.social import router as social_router
@@ -28,6 +29,7 @@ router.include_router(social_router.router)
 router.include_router(admin_router.router)
 router.include_router(webhooks_router.router)
 router.include_router(analytics_router.router)
+router.include_router(media_router.router)
 
 # Server-rendered pages, outside `/api`: the admin dashboard.
 pages = APIRouter()
@@ -41,10 +43,14 @@ EXTRA_BODY_TYPES: dict[str, tuple[str, ...]] = {
     },
     **{path: (analytics_pages.FORM_TYPE,) for path in analytics_pages.FORM_PATHS},
     users_router.AVATAR_UPLOAD_PATH: (MULTIPART_TYPE,),
+    media_router.SAMPLE_UPLOAD_PATH: (MULTIPART_TYPE,),
 }
 
 
 def streamed_bodies(settings: Settings) -> dict[str, int]:
     """Paths whose handlers read their (upload) body as a stream, with the limit of the
     file each takes."""
-    return {users_router.AVATAR_UPLOAD_PATH: settings.avatar_max_bytes}
+    return {
+        users_router.AVATAR_UPLOAD_PATH: settings.avatar_max_bytes,
+        media_router.SAMPLE_UPLOAD_PATH: settings.sample_max_bytes,
+    }

@@ -15,6 +15,7 @@ from beatmachine.core.jobs.leases import JobLease
 from beatmachine.core.jobs.models import FailedJob, QueuedJob
 from beatmachine.core.outbox import OutboxMessage
 from beatmachine.machines.models import Machine, MachineVersion
+from beatmachine.media.models import Sample
 from beatmachine.patterns.models import (
     Pattern,
     PatternLike,
@@ -47,6 +48,7 @@ __all__ = [
     "RefreshToken",
     "Rollup",
     "RollupState",
+    "Sample",
     "ShareLink",
     "TrendingPattern",
     "UsageEvent",

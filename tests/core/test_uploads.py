@@ -68,6 +68,7 @@ def app(spooled_paths: list[Path], spool_dir: Path) -> FastAPI:
             "contentType": received.content_type,
             "size": received.size,
             "head": data[:16].decode("latin-1"),
+            "fields": received.fields,
         }
 
     @app.post("/disk")
@@ -114,6 +115,7 @@ async def test_the_file_part_reaches_the_handler_with_its_declared_name_and_type
         "contentType": "image/png",
         "size": 1004,
         "head": "\x89PNG" + "y" * 12,
+        "fields": {"note": "ignored"},
     }
 
 
@@ -225,6 +227,26 @@ async def test_a_bad_multipart_body_is_a_validation_error(
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "VALIDATION_ERROR"
     assert field_error(response) == expected
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [("name", None, "text/plain", b"x" * 1025)],
+        [(f"f{number}", None, "text/plain", b"x") for number in range(9)],
+        [("name", None, "text/plain", b"\xff\xfe")],
+    ],
+    ids=["field_over_1_kib", "nine_fields", "field_not_utf8"],
+)
+async def test_text_fields_beyond_their_limits_are_a_validation_error(
+    http: httpx.AsyncClient, fields: list[tuple[str, str | None, str, bytes]]
+) -> None:
+    body = multipart(*fields, ("file", "a.png", "image/png", b"x"))
+
+    response = await http.post("/memory", content=body, headers=HEADERS)
+
+    assert response.status_code == 422
+    assert field_error(response) == ("file", "field")
 
 
 async def test_other_paths_keep_the_json_limit(http: httpx.AsyncClient) -> None:

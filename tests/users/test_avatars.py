@@ -32,6 +32,7 @@ from tests.http_receiver import Receiver, receiver_fixture  # noqa: F401 (the re
 from tests.images import png_claiming
 from tests.jobs import settle
 from tests.seaweedfs import SeaweedFS
+from tests.stored import listed
 from tests.users.helpers import data_url
 
 MAX_BYTES = 256 * 1024
@@ -133,26 +134,13 @@ async def avatar_row(db: AsyncSession, user_id: str) -> dict[str, Any]:
     return dict(row.mappings().one())
 
 
-def _listed(settings: Settings, seaweedfs: SeaweedFS | None, prefix: str) -> list[str]:
-    if settings.storage_backend == "s3":
-        assert seaweedfs is not None
-        listed = seaweedfs.client().list_objects_v2(Bucket=seaweedfs.bucket, Prefix=prefix)
-        return sorted(item["Key"] for item in listed.get("Contents", []))
-    root = settings.effective_media_dir
-    return sorted(
-        str(path.relative_to(root))
-        for path in (root / prefix).rglob("*")
-        if path.is_file() and not path.name.startswith(".")
-    )
-
-
 @pytest.fixture
 def stored(request: pytest.FixtureRequest, settings: Settings) -> Any:
     """The keys stored under `avatars/<user id>/`, on the test's storage."""
     seaweedfs = request.getfixturevalue("seaweedfs") if settings.storage_backend == "s3" else None
 
     async def keys(user_id: str) -> list[str]:
-        return await anyio.to_thread.run_sync(_listed, settings, seaweedfs, f"avatars/{user_id}/")
+        return await anyio.to_thread.run_sync(listed, settings, seaweedfs, f"avatars/{user_id}/")
 
     return keys
 

@@ -130,6 +130,16 @@ class Settings(BaseSettings):
     # Connect and read timeout of fetching an avatar URL (each; the whole fetch gets both).
     avatar_fetch_timeout: float = Field(10.0, gt=0, alias="AVATAR_FETCH_TIMEOUT")
 
+    # --- media: audio samples ---------------------------------------------------
+    # An uploaded sample is at most this long in bytes and (as decoded) in seconds; each
+    # account keeps at most `SAMPLE_QUOTA_BYTES` in samples (originals, working forms
+    # and previews together).
+    sample_max_bytes: int = Field(20 * 1024 * 1024, ge=1, alias="SAMPLE_MAX_BYTES")
+    sample_max_seconds: float = Field(30.0, gt=0, alias="SAMPLE_MAX_SECONDS")
+    sample_quota_bytes: int = Field(200 * 1024 * 1024, ge=0, alias="SAMPLE_QUOTA_BYTES")
+    # Seconds one ffmpeg run of a sample's check or conversion may take.
+    sample_ffmpeg_time_limit: float = Field(60.0, gt=0, alias="SAMPLE_FFMPEG_TIME_LIMIT")
+
     # --- background jobs ------------------------------------------------------
     job_retries: int = Field(8, alias="JOB_RETRIES")
     job_retry_base_delay: float = Field(2.0, alias="JOB_RETRY_BASE_DELAY")

@@ -33,17 +33,21 @@ if TYPE_CHECKING:  # a typing-only name of python-multipart
 MULTIPART_TYPE = "multipart/form-data"
 # What a body may hold besides the file (boundaries, part headers, small fields).
 MULTIPART_OVERHEAD = 64 * 1024
+# Text parts besides the file (a name, say): at most this many, each this long.
+MAX_FIELDS = 8
+MAX_FIELD_BYTES = 1024
 Sink = Callable[[bytes], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class ReceivedFile:
     """The file part as the client described it (neither is trusted for what the bytes
-    are) and how many bytes it held."""
+    are), how many bytes it held, and the text parts sent beside it."""
 
     filename: str
     content_type: str
     size: int
+    fields: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,10 @@ class _FilePart:
         self.parts_named_field = 0
         self.finished = False
         self.repeated_header = False
+        self.fields: dict[str, str] = {}
+        self.bad_field: str | None = None
+        self._text: bytearray | None = None
+        self._text_name = ""
         self._headers: dict[bytes, bytes] = {}
         self._header_name = b""
         self._header_value = b""
@@ -106,7 +114,10 @@ class _FilePart:
 
     def _headers_finished(self) -> None:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
-        if options.get(b"name", b"").decode("utf-8", "replace") != self.field:
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        if name != self.field:
+            if b"filename" not in options and name:
+                self._text, self._text_name = bytearray(), name
             return
         self.parts_named_field += 1
         if self.parts_named_field > 1:
@@ -118,16 +129,33 @@ class _FilePart:
             filename=filename.replace("\\", "/").rsplit("/", 1)[-1],
             content_type=declared.decode("latin-1").lower(),
             size=0,
+            fields={},
         )
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_field:
             self.pending.append(data[start:end])
+        elif self._text is not None:
+            self._text += data[start:end]
+            if len(self._text) > MAX_FIELD_BYTES:
+                self.bad_field = (
+                    self.bad_field or f"{self._text_name} is longer than {MAX_FIELD_BYTES} bytes"
+                )
+                self._text = None
 
     def _part_end(self) -> None:
         if self._in_field:
             self.finished = True
+        elif self._text is not None:
+            if len(self.fields) >= MAX_FIELDS:
+                self.bad_field = self.bad_field or f"at most {MAX_FIELDS} fields"
+            else:
+                try:
+                    self.fields[self._text_name] = self._text.decode()
+                except UnicodeDecodeError:
+                    self.bad_field = self.bad_field or f"{self._text_name} is not UTF-8 text"
         self._in_field = False
+        self._text = None
 
 
 def _boundary(request: Request) -> bytes:
@@ -174,6 +202,8 @@ async def receive_file(request: Request, *, field: str, max_bytes: int, sink: Si
         raise _field_error(field, "the multipart body is malformed", "multipart") from exc
     if part.repeated_header:
         raise _field_error(field, "a part repeats one of its headers", "multipart")
+    if part.bad_field is not None:
+        raise _field_error(field, part.bad_field, "field")
     if part.parts_named_field > 1:
         raise _field_error(field, "send one file only", "multiple")
     if part.described is None:
@@ -182,7 +212,7 @@ async def receive_file(request: Request, *, field: str, max_bytes: int, sink: Si
         raise _field_error(field, "the body ends before the file does", "incomplete")
     if size == 0:
         raise _field_error(field, "the file is empty", "empty")
-    return ReceivedFile(part.described.filename, part.described.content_type, size)
+    return ReceivedFile(part.described.filename, part.described.content_type, size, part.fields)
 
 
 async def received_bytes(
@@ -215,6 +245,8 @@ async def spooled(
                 await out.write(data)
 
             received = await receive_file(request, field=field, max_bytes=max_bytes, sink=write)
-        yield SpooledFile(received.filename, received.content_type, received.size, path)
+        yield SpooledFile(
+            received.filename, received.content_type, received.size, received.fields, path
+        )
     finally:
         await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
