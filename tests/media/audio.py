@@ -33,6 +33,7 @@ def make(
             str(path),
         ],
         check=True,
+        timeout=120,
     )
     return path
 

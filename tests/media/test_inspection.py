@@ -160,12 +160,26 @@ async def test_a_video_is_refused(tmp_path: Path) -> None:
         tmp_path / "clip.webm",
         source="testsrc=size=32x32:rate=5",
         seconds=0.4,
-        options=["-c:v", "libvpx", "-an"],
+        options=[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=0.4",
+            "-c:v",
+            "libvpx",
+            "-c:a",
+            "libopus",
+            "-t",
+            "0.4",
+        ],
     )
 
     error = await refused(path)
 
-    assert error.kind is Refusal.UNSUPPORTED
+    assert (error.kind, error.reason) == (
+        Refusal.UNSUPPORTED,
+        "holds video or other streams besides audio",
+    )
 
 
 async def test_a_damaged_file_cannot_be_decoded(tmp_path: Path) -> None:

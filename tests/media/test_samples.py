@@ -3,6 +3,7 @@ working form, listed, renamed and deleted; bad files get their answer and store 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import math
 from pathlib import Path
@@ -19,6 +20,7 @@ from beatmachine.auth.service import purge_deleted_accounts
 from beatmachine.core.config import Settings
 from beatmachine.core.ids import utcnow
 from beatmachine.core.state import AppState
+from beatmachine.media import samples
 from beatmachine.media.models import Sample
 from beatmachine.users.models import User
 from tests.factories import Account, assert_error, register, validation_fields
@@ -430,3 +432,37 @@ async def test_purging_an_account_removes_its_samples_files(
 
 async def test_samples_need_a_token(client: httpx.AsyncClient) -> None:
     assert_error(await client.get("/api/media/samples"), 401, "AUTH_REQUIRED")
+
+
+async def test_two_retries_at_once_queue_one_conversion(
+    client: httpx.AsyncClient, state: AppState, tmp_path: Path
+) -> None:
+    account = await register(client)
+    silence = make(tmp_path / "quiet.wav", source="anullsrc=r=44100:cl=mono", seconds=0.3)
+    sample_id = (await upload(client, account, silence.read_bytes())).json()["data"]["id"]
+    await settle(state)
+    path = f"/api/media/samples/{sample_id}/retry"
+
+    responses = await asyncio.gather(
+        client.post(path, headers=account.headers), client.post(path, headers=account.headers)
+    )
+
+    assert sorted(response.status_code for response in responses) == [202, 409]
+
+
+async def test_a_conversion_run_that_is_no_longer_the_latest_records_nothing(
+    client: httpx.AsyncClient, state: AppState, db: AsyncSession, tmp_path: Path
+) -> None:
+    account = await register(client)
+    sample_id = (await upload(client, account, hit(tmp_path))).json()["data"]["id"]
+    await settle(state)
+    await db.execute(update(Sample).where(Sample.id == sample_id).values(status="pending"))
+    await db.commit()
+    earlier = await samples._claim(state, sample_id)
+    latest = await samples._claim(state, sample_id)
+    assert earlier is not None and latest is not None
+
+    await samples._finish(state, earlier, error="the conversion took too long", form=None)
+
+    [row] = await sample_rows(db, account.id)
+    assert (row.status, row.error, row.conversion_attempts) == ("processing", None, 3)

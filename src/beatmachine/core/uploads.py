@@ -76,7 +76,8 @@ class _FilePart:
         self.finished = False
         self.repeated_header = False
         self.fields: dict[str, str] = {}
-        self.bad_field: str | None = None
+        # The first text part that is not taken: (its name, why).
+        self.bad_field: tuple[str, str] | None = None
         self._text: bytearray | None = None
         self._text_name = ""
         self._headers: dict[bytes, bytes] = {}
@@ -138,22 +139,26 @@ class _FilePart:
         elif self._text is not None:
             self._text += data[start:end]
             if len(self._text) > MAX_FIELD_BYTES:
-                self.bad_field = (
-                    self.bad_field or f"{self._text_name} is longer than {MAX_FIELD_BYTES} bytes"
-                )
+                self._refuse_text(f"is longer than {MAX_FIELD_BYTES} bytes")
                 self._text = None
+
+    def _refuse_text(self, reason: str) -> None:
+        if self.bad_field is None:
+            self.bad_field = (self._text_name, reason)
 
     def _part_end(self) -> None:
         if self._in_field:
             self.finished = True
         elif self._text is not None:
             if len(self.fields) >= MAX_FIELDS:
-                self.bad_field = self.bad_field or f"at most {MAX_FIELDS} fields"
+                self._refuse_text(f"is one field too many (at most {MAX_FIELDS})")
+            elif self._text_name in self.fields:
+                self._refuse_text("is sent more than once")
             else:
                 try:
                     self.fields[self._text_name] = self._text.decode()
                 except UnicodeDecodeError:
-                    self.bad_field = self.bad_field or f"{self._text_name} is not UTF-8 text"
+                    self._refuse_text("is not UTF-8 text")
         self._in_field = False
         self._text = None
 
@@ -203,7 +208,7 @@ async def receive_file(request: Request, *, field: str, max_bytes: int, sink: Si
     if part.repeated_header:
         raise _field_error(field, "a part repeats one of its headers", "multipart")
     if part.bad_field is not None:
-        raise _field_error(field, part.bad_field, "field")
+        raise _field_error(part.bad_field[0], part.bad_field[1], "field")
     if part.parts_named_field > 1:
         raise _field_error(field, "send one file only", "multiple")
     if part.described is None:

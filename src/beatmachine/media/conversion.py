@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import re
 import wave
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -36,6 +37,7 @@ SILENCE_BELOW_PEAK_DB = 45.0
 KEEP_BEFORE_ATTACK = SAMPLE_RATE // 100  # 10 ms
 KEEP_AFTER_RELEASE = SAMPLE_RATE // 100
 GATING_BLOCK = int(SAMPLE_RATE * 0.4)
+ABSOLUTE_GATE_LUFS = -70.0
 PREVIEW_BITRATE = "64k"
 _LOUDNESS = re.compile(r"^\s+I:\s+(?P<value>-?[\d.]+|-inf) LUFS", re.MULTILINE)
 _TRUE_PEAK = re.compile(r"^\s+Peak:\s+(?P<value>-?[\d.]+|-inf) dBFS", re.MULTILINE)
@@ -71,12 +73,16 @@ class WorkingForm:
     loudness: Loudness
 
 
-async def decode(path: str, *, max_seconds: float, time_limit: float) -> Samples:
+async def decode(
+    path: str, *, formats: Collection[str], max_seconds: float, time_limit: float
+) -> Samples:
     """The first audio stream of the file at `path`, as mono float samples at 44,100 Hz
-    (at most `max_seconds` of it)."""
+    (at most `max_seconds` of it), opened only as one of `formats` (the demuxers of the
+    kind the upload was found to be)."""
     completed = await ffmpeg.run(
         [
-            *("-v", "error", "-protocol_whitelist", "file", "-i", f"file:{path}"),
+            *("-v", "error", "-protocol_whitelist", "file"),
+            *("-format_whitelist", ",".join(sorted(formats)), "-i", f"file:{path}"),
             *("-map", "0:a:0", "-t", f"{max_seconds:g}"),
             *("-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "-"),
         ],
@@ -84,7 +90,9 @@ async def decode(path: str, *, max_seconds: float, time_limit: float) -> Samples
     )
     if completed.returncode != 0:
         raise ConversionFailed("the audio could not be decoded")
-    return np.frombuffer(completed.stdout, dtype="<f4").astype(np.float32)
+    return await anyio.to_thread.run_sync(
+        lambda: np.frombuffer(completed.stdout, dtype="<f4").astype(np.float32)
+    )
 
 
 def trimmed(samples: Samples) -> Samples:
@@ -94,9 +102,11 @@ def trimmed(samples: Samples) -> Samples:
     peak = float(magnitude.max()) if len(magnitude) else 0.0
     if peak <= 10 ** (-90 / 20):
         raise ConversionFailed("the sample is silent")
-    heard = np.flatnonzero(magnitude >= peak * 10 ** (-SILENCE_BELOW_PEAK_DB / 20))
-    start = max(0, int(heard[0]) - KEEP_BEFORE_ATTACK)
-    end = min(len(samples), int(heard[-1]) + 1 + KEEP_AFTER_RELEASE)
+    heard = magnitude >= peak * 10 ** (-SILENCE_BELOW_PEAK_DB / 20)
+    first = int(np.argmax(heard))
+    last = len(heard) - 1 - int(np.argmax(heard[::-1]))
+    start = max(0, first - KEEP_BEFORE_ATTACK)
+    end = min(len(samples), last + 1 + KEEP_AFTER_RELEASE)
     return samples[start:end]
 
 
@@ -109,7 +119,7 @@ async def measure(samples: Samples, *, time_limit: float) -> Loudness:
             *("-f", "null", "-"),
         ],
         time_limit=time_limit,
-        stdin=samples.astype("<f4").tobytes(),
+        stdin=await anyio.to_thread.run_sync(lambda: samples.astype("<f4").tobytes()),
     )
     loudness = _LOUDNESS.findall(completed.stderr)
     peak = _TRUE_PEAK.findall(completed.stderr)
@@ -124,7 +134,8 @@ def _decibels(value: str) -> float:
 
 def normalising_gain(loudness: Loudness) -> float:
     """The gain in dB that brings `loudness` to the target without passing the ceiling."""
-    if loudness.integrated == float("-inf"):
+    # ebur128 answers -70 LUFS (its absolute gate) when no block is loud enough to count.
+    if loudness.integrated <= ABSOLUTE_GATE_LUFS:
         raise ConversionFailed("the sample is too quiet to measure")
     return min(TARGET_LUFS - loudness.integrated, TRUE_PEAK_CEILING_DBTP - loudness.true_peak)
 
@@ -165,21 +176,25 @@ async def preview(pcm: npt.NDArray[np.int16], *, time_limit: float) -> bytes:
             *("-c:a", "libmp3lame", "-b:a", PREVIEW_BITRATE, "-f", "mp3", "-"),
         ],
         time_limit=time_limit,
-        stdin=pcm.tobytes(),
+        stdin=await anyio.to_thread.run_sync(pcm.tobytes),
     )
     if completed.returncode != 0 or not completed.stdout:
         raise ConversionFailed("the preview could not be encoded")
     return completed.stdout
 
 
-async def convert(path: str, *, max_seconds: float, time_limit: float) -> WorkingForm:
-    """The working form of the audio file at `path` (see the module)."""
-    decoded = await decode(path, max_seconds=max_seconds, time_limit=time_limit)
+async def convert(
+    path: str, *, formats: Collection[str], max_seconds: float, time_limit: float
+) -> WorkingForm:
+    """The working form of the audio file at `path`, opened as one of `formats` (see the
+    module)."""
+    decoded = await decode(path, formats=formats, max_seconds=max_seconds, time_limit=time_limit)
     sound = await anyio.to_thread.run_sync(trimmed, decoded)
     gain = normalising_gain(await measure(sound, time_limit=time_limit))
     pcm = await anyio.to_thread.run_sync(lambda: as_pcm16(sound * np.float32(10 ** (gain / 20))))
     # Measured again as it will be played: rounded to 16 bits.
-    after = await measure(pcm.astype(np.float32) / 32767.0, time_limit=time_limit)
+    played = await anyio.to_thread.run_sync(lambda: pcm.astype(np.float32) / np.float32(32767.0))
+    after = await measure(played, time_limit=time_limit)
     return WorkingForm(
         wav=await anyio.to_thread.run_sync(wav_bytes, pcm),
         preview=await preview(pcm, time_limit=time_limit),

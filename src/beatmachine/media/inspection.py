@@ -26,15 +26,27 @@ SAMPLE_RATE = 44_100
 _PAST_LIMIT_SECONDS = 0.5
 # Decoded for counting only: mono 16-bit at a low rate keeps the pipe small.
 _COUNT_RATE = 8000
+# ffmpeg runs of upload checks at once per process: the rest wait their turn.
+CHECKS_AT_ONCE = 2
+_CHECKS: anyio.CapacityLimiter | None = None
+
+
+def _checks() -> anyio.CapacityLimiter:
+    global _CHECKS
+    if _CHECKS is None:
+        _CHECKS = anyio.CapacityLimiter(CHECKS_AT_ONCE)
+    return _CHECKS
 
 
 class Refusal(StrEnum):
     """How a refused file is answered: not audio or not what it says (415), over a
-    limit (413), damaged or unusable (422)."""
+    limit (413), damaged or unusable (422), or not checked in time here (503: the
+    server is busy, the file is not to blame)."""
 
     UNSUPPORTED = "unsupported"
     TOO_LARGE = "too_large"
     INVALID = "invalid"
+    BUSY = "busy"
 
 
 class AudioRefused(Exception):
@@ -119,8 +131,7 @@ class AudioLimits:
     """What an audio file may be: at most `max_seconds` long (as decoded)."""
 
     max_seconds: float
-    probe_seconds: float = 10.0
-    decode_seconds: float = 60.0
+    time_limit: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -187,7 +198,22 @@ async def inspect(
     `AudioRefused` otherwise."""
     if await anyio.to_thread.run_sync(lambda: path.stat().st_size) == 0:
         raise AudioRefused(Refusal.INVALID, "is empty")
-    found = await ffmpeg.probe(path, time_limit=limits.probe_seconds)
+    async with _checks():
+        return await _inspect(path, filename=filename, declared_type=declared_type, limits=limits)
+
+
+def kind_named(name: str) -> AudioKind:
+    """The accepted kind called `name` (`wav`, `mp3`, …)."""
+    return next(kind for kind in KINDS if kind.name == name)
+
+
+async def _inspect(
+    path: Path, *, filename: str, declared_type: str, limits: AudioLimits
+) -> InspectedAudio:
+    try:
+        found = await ffmpeg.probe(path, time_limit=limits.time_limit)
+    except ffmpeg.FfmpegTimedOut:
+        raise AudioRefused(Refusal.BUSY, "could not be checked in time") from None
     kind = None if found is None else _kind_of(found)
     if found is None or found.audio is None or kind is None:
         raise AudioRefused(Refusal.UNSUPPORTED, f"is not {ACCEPTED}")
@@ -229,10 +255,10 @@ async def _decoded_duration(path: Path, kind: AudioKind, limits: AudioLimits) ->
                 *("-map", "0:a:0", "-t", f"{limits.max_seconds + _PAST_LIMIT_SECONDS:g}"),
                 *("-ac", "1", "-ar", str(_COUNT_RATE), "-f", "s16le", "-"),
             ],
-            time_limit=limits.decode_seconds,
+            time_limit=limits.time_limit,
         )
     except ffmpeg.FfmpegTimedOut:
-        raise AudioRefused(Refusal.INVALID, "took too long to decode") from None
+        raise AudioRefused(Refusal.BUSY, "could not be checked in time") from None
     if completed.returncode != 0 or completed.stderr.strip():
         raise AudioRefused(Refusal.INVALID, "is damaged and cannot be decoded")
     return len(completed.stdout) / 2 / _COUNT_RATE

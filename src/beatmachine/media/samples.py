@@ -25,7 +25,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,7 +34,9 @@ from beatmachine.core.config import Settings
 from beatmachine.core.db import after_rollback, release_connection, transaction
 from beatmachine.core.errors import (
     AppError,
+    AuthRequired,
     PayloadTooLarge,
+    ServiceUnavailable,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -51,7 +53,7 @@ from beatmachine.media.exceptions import (
     SampleNameTaken,
     SampleNotFound,
 )
-from beatmachine.media.inspection import AudioLimits, AudioRefused, Refusal, inspect
+from beatmachine.media.inspection import AudioLimits, AudioRefused, Refusal, inspect, kind_named
 from beatmachine.media.models import Sample
 from beatmachine.media.schemas import validate_sample_name
 from beatmachine.users.models import User
@@ -87,13 +89,14 @@ class Usage:
 def audio_limits(settings: Settings) -> AudioLimits:
     """What an uploaded sample may be (`SAMPLE_MAX_SECONDS`, `SAMPLE_FFMPEG_TIME_LIMIT`)."""
     return AudioLimits(
-        max_seconds=settings.sample_max_seconds,
-        decode_seconds=settings.sample_ffmpeg_time_limit,
+        max_seconds=settings.sample_max_seconds, time_limit=settings.sample_ffmpeg_time_limit
     )
 
 
 def _refusal(error: AudioRefused, settings: Settings) -> AppError:
     message = f"The file {error.reason}."
+    if error.kind is Refusal.BUSY:
+        return ServiceUnavailable(f"The file {error.reason}; try again later.")
     if error.kind is Refusal.UNSUPPORTED:
         return UnsupportedMediaType(
             message, details={"field": "file", "message": f"the file {error.reason}"}
@@ -209,15 +212,16 @@ async def add_sample(
     sample_id = new_id("smp")
     key = f"samples/{owner.id}/{sample_id}"
     await release_connection(session)  # nothing is held while the file goes to storage
+    # Registered first: a put that stored the file and still failed leaves nothing.
+    after_rollback(session, partial(_remove_quietly, state, key))
     await state.storage.put(
         f"{key}/{ORIGINAL}",
         _file_chunks(upload.path),
         content_type=_MEDIA_TYPES[audio.kind.name],
         public=False,
     )
-    after_rollback(session, partial(_remove_quietly, state, key))
     # Again under the owner's lock: two uploads at once cannot both take the last room.
-    await session.execute(select(User.id).where(User.id == owner.id).with_for_update())
+    await _lock_owner(session, owner.id)
     await _check_room(session, settings, owner.id, name, upload.size)
     sample = Sample(
         id=sample_id,
@@ -235,8 +239,24 @@ async def add_sample(
     )
     session.add(sample)
     state.jobs.enqueue(session, CONVERT_JOB, sample_id=sample_id)
-    await session.flush()
+    await _flush_name(session, name)
     return sample
+
+
+async def _lock_owner(session: AsyncSession, owner_id: str) -> None:
+    """Lock the owner's row: uploads and renames of one account take turns. An account
+    removed meanwhile (purged) is signed out."""
+    locked = await session.execute(select(User.id).where(User.id == owner_id).with_for_update())
+    if locked.scalar_one_or_none() is None:
+        raise AuthRequired()
+
+
+async def _flush_name(session: AsyncSession, name: str) -> None:
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:  # the same name taken at the same moment
+        raise SampleNameTaken(details={"name": name}) from None
 
 
 async def get_sample(session: AsyncSession, owner_id: str, sample_id: str) -> Sample:
@@ -264,6 +284,7 @@ async def rename(session: AsyncSession, owner_id: str, sample_id: str, name: str
     sample = await get_sample(session, owner_id, sample_id)
     if name == sample.name:
         return sample
+    await _lock_owner(session, owner_id)
     taken = await session.scalar(
         select(Sample.id).where(Sample.owner_id == owner_id, Sample.name == name)
     )
@@ -271,11 +292,7 @@ async def rename(session: AsyncSession, owner_id: str, sample_id: str, name: str
         raise SampleNameTaken(details={"name": name})
     sample.name = name
     sample.updated_at = utcnow()
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:  # renamed at the same moment by another request
-        raise SampleNameTaken(details={"name": name}) from None
+    await _flush_name(session, name)
     return sample
 
 
@@ -290,13 +307,17 @@ async def delete(session: AsyncSession, jobs: JobQueue, owner_id: str, sample_id
 async def retry(session: AsyncSession, jobs: JobQueue, owner_id: str, sample_id: str) -> Sample:
     """Queue the conversion of a `failed` sample again."""
     sample = await get_sample(session, owner_id, sample_id)
-    if sample.status != "failed":
+    # Conditional: of two retries at once, one queues the conversion.
+    changed = await session.execute(
+        update(Sample)
+        .where(Sample.id == sample.id, Sample.status == "failed")
+        .values(status="pending", error=None, updated_at=utcnow())
+    )
+    if getattr(changed, "rowcount", 0) != 1:
+        await session.refresh(sample)
         raise NotRetryable(details={"status": sample.status})
-    sample.status = "pending"
-    sample.error = None
-    sample.updated_at = utcnow()
+    await session.refresh(sample)
     jobs.enqueue(session, CONVERT_JOB, sample_id=sample.id)
-    await session.flush()
     return sample
 
 
@@ -308,8 +329,11 @@ async def preview_url(storage: Storage, sample: Sample) -> str | None:
 
 
 async def _claim(state: AppState, sample_id: str) -> Sample | None:
+    """Take the sample for one conversion run; its `conversion_attempts` after this names
+    the run (a run that is no longer the latest records nothing)."""
     async with transaction(state.sessionmaker) as session:
         sample = await session.get(Sample, sample_id, with_for_update=True)
+        # `processing`: a run whose worker died is run again.
         if sample is None or sample.status not in ("pending", "processing"):
             return None
         sample.status = "processing"
@@ -319,13 +343,24 @@ async def _claim(state: AppState, sample_id: str) -> Sample | None:
 
 
 async def _finish(
-    state: AppState, sample_id: str, *, error: str | None, form: conversion.WorkingForm | None
+    state: AppState,
+    claimed: Sample,
+    *,
+    error: str | None,
+    form: conversion.WorkingForm | None,
 ) -> bool:
-    """Record the outcome; False when the sample was deleted meanwhile."""
+    """Record the outcome of the run that claimed `claimed`; False when the sample was
+    deleted meanwhile. A run that is no longer the latest changes nothing (its files are
+    the same as the latest run's, made from the same original)."""
     async with transaction(state.sessionmaker) as session:
-        sample = await session.get(Sample, sample_id, with_for_update=True)
+        sample = await session.get(Sample, claimed.id, with_for_update=True)
         if sample is None:
             return False
+        if (sample.status, sample.conversion_attempts) != (
+            "processing",
+            claimed.conversion_attempts,
+        ):
+            return True
         sample.updated_at = utcnow()
         if form is None:
             sample.status, sample.error = "failed", error
@@ -352,7 +387,7 @@ async def convert(state: AppState, sample_id: str) -> None:
         try:
             stream = await state.storage.open(f"{sample.storage_key}/{ORIGINAL}")
         except StorageObjectNotFound:
-            await _finish(state, sample_id, error="the uploaded file is gone", form=None)
+            await _finish(state, sample, error="the uploaded file is gone", form=None)
             return
         async with stream, await anyio.open_file(original, "wb") as out:
             async for chunk in stream:
@@ -360,14 +395,15 @@ async def convert(state: AppState, sample_id: str) -> None:
         try:
             form = await conversion.convert(
                 str(original),
+                formats=kind_named(sample.original_format).formats,
                 max_seconds=settings.sample_max_seconds,
                 time_limit=settings.sample_ffmpeg_time_limit,
             )
         except conversion.ConversionFailed as failed:
-            await _finish(state, sample_id, error=failed.reason, form=None)
+            await _finish(state, sample, error=failed.reason, form=None)
             return
         except ffmpeg.FfmpegTimedOut:
-            await _finish(state, sample_id, error=_TOO_SLOW, form=None)
+            await _finish(state, sample, error=_TOO_SLOW, form=None)
             return
     key = sample.storage_key
     await state.storage.put(
@@ -376,7 +412,7 @@ async def convert(state: AppState, sample_id: str) -> None:
     await state.storage.put(
         f"{key}/{PREVIEW}", form.preview, content_type="audio/mpeg", public=False
     )
-    if not await _finish(state, sample_id, error=None, form=form):
+    if not await _finish(state, sample, error=None, form=form):
         await _remove_quietly(state, key)
 
 
