@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -37,6 +37,17 @@ MULTIPART_OVERHEAD = 64 * 1024
 MAX_FIELDS = 8
 MAX_FIELD_BYTES = 1024
 Sink = Callable[[bytes], Awaitable[None]]
+
+
+def multipart_request_body(file_field: str, **text_fields: int) -> dict[str, Any]:
+    """The OpenAPI `requestBody` of an upload route: the file part `file_field` and
+    optional text parts (name -> most characters), for `openapi_extra`."""
+    properties: dict[str, Any] = {file_field: {"type": "string", "format": "binary"}}
+    properties |= {
+        name: {"type": "string", "maxLength": size} for name, size in text_fields.items()
+    }
+    schema = {"type": "object", "required": [file_field], "properties": properties}
+    return {"requestBody": {"required": True, "content": {MULTIPART_TYPE: {"schema": schema}}}}
 
 
 @dataclass(frozen=True)

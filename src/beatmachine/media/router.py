@@ -9,32 +9,16 @@ from beatmachine.core.db import SessionDep, release_connection
 from beatmachine.core.pagination import PageDep
 from beatmachine.core.schemas import Envelope, error_responses, ok
 from beatmachine.core.state import AppState, StateDep
-from beatmachine.core.uploads import MULTIPART_TYPE, spooled
+from beatmachine.core.uploads import multipart_request_body, spooled
 from beatmachine.media import samples
-from beatmachine.media.models import Sample
+from beatmachine.media.models import NAME_MAX, Sample
 from beatmachine.media.schemas import Quota, SampleDeleted, SampleList, SampleOut, SampleRename
 
 router = APIRouter(prefix="/media", tags=["media"])
 
 SAMPLE_UPLOAD_PATH = "/api/media/samples"
 FILE_FIELD = "file"
-_UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            MULTIPART_TYPE: {
-                "schema": {
-                    "type": "object",
-                    "required": [FILE_FIELD],
-                    "properties": {
-                        FILE_FIELD: {"type": "string", "format": "binary"},
-                        "name": {"type": "string", "maxLength": 100},
-                    },
-                }
-            }
-        },
-    }
-}
+_UPLOAD_BODY = multipart_request_body(FILE_FIELD, name=NAME_MAX)
 
 
 async def _out(state: AppState, sample: Sample) -> SampleOut:

@@ -8,7 +8,7 @@ from beatmachine.auth.dependencies import OPTIONAL_AUTH, CurrentUser, OptionalUs
 from beatmachine.core.db import SessionDep, release_connection
 from beatmachine.core.schemas import Envelope, error_responses, ok
 from beatmachine.core.state import StateDep
-from beatmachine.core.uploads import MULTIPART_TYPE, received_bytes
+from beatmachine.core.uploads import multipart_request_body, received_bytes
 from beatmachine.users import avatars, service
 from beatmachine.users.models import User
 from beatmachine.users.schemas import (
@@ -84,20 +84,7 @@ async def update_me(
     "/me/avatar",
     response_model=Envelope[ProfileUpdated],
     responses=error_responses(401, 413, 415, 422, 503),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                MULTIPART_TYPE: {
-                    "schema": {
-                        "type": "object",
-                        "required": [AVATAR_FIELD],
-                        "properties": {AVATAR_FIELD: {"type": "string", "format": "binary"}},
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=multipart_request_body(AVATAR_FIELD),
 )
 async def upload_avatar(
     request: Request, session: SessionDep, state: StateDep, user: CurrentUser
