@@ -11,6 +11,7 @@ the loop as an httpx request.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import Counter, defaultdict
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -35,10 +36,14 @@ from tests.smtp_server import free_port
 BASE_URL = "http://testserver"
 # The whole run is repeatable: one seed, no randomness beyond it, no example database.
 SEED = 20240917
-EXAMPLES_PER_OPERATION = 50
+# Cases per operation and identity. The suite's run keeps CI in its time; a deeper run
+# (before a release, or after a change to validation) multiplies both with
+# BM_FUZZ_DEPTH, e.g. BM_FUZZ_DEPTH=5 pytest tests/fuzz.
+FUZZ_DEPTH = max(1, int(os.environ.get("BM_FUZZ_DEPTH", "1")))
+EXAMPLES_PER_OPERATION = 20 * FUZZ_DEPTH
 # On PostgreSQL the run looks for what the database does differently, not for new
 # shapes of input (the SQLite run draws those): fewer cases keep the suite in its time.
-EXAMPLES_PER_OPERATION_POSTGRES = 20
+EXAMPLES_PER_OPERATION_POSTGRES = 8 * FUZZ_DEPTH
 # Seconds a single fuzzed request may take before the run gives up on it.
 REQUEST_TIMEOUT = 60
 
