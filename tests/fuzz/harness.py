@@ -36,10 +36,19 @@ from tests.smtp_server import free_port
 BASE_URL = "http://testserver"
 # The whole run is repeatable: one seed, no randomness beyond it, no example database.
 SEED = 20240917
+
+
+def _fuzz_depth() -> int:
+    raw = os.environ.get("BM_FUZZ_DEPTH", "1")
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"BM_FUZZ_DEPTH must be a whole number of at least 1, not {raw!r}")
+    return int(raw)
+
+
 # Cases per operation and identity. The suite's run keeps CI in its time; a deeper run
 # (before a release, or after a change to validation) multiplies both with
 # BM_FUZZ_DEPTH, e.g. BM_FUZZ_DEPTH=5 pytest tests/fuzz.
-FUZZ_DEPTH = max(1, int(os.environ.get("BM_FUZZ_DEPTH", "1")))
+FUZZ_DEPTH = _fuzz_depth()
 EXAMPLES_PER_OPERATION = 20 * FUZZ_DEPTH
 # On PostgreSQL the run looks for what the database does differently, not for new
 # shapes of input (the SQLite run draws those): fewer cases keep the suite in its time.
